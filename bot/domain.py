@@ -1,0 +1,209 @@
+"""Pure values of the access-request lifecycle: IDs, states, durations, targets.
+
+Everything here is free of I/O and of Slack and Kubernetes; the service, the
+store and every adapter build on these types.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from ulid import ULID
+
+REQUEST_ID_PREFIX = "req_"
+CLUSTER_WIDE = "*"
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_REQUEST_ID = re.compile(rf"^req_[{_CROCKFORD}]{{26}}$", re.IGNORECASE)
+
+
+class State(StrEnum):
+    """Where a request is in its life; see TRANSITIONS for the legal moves."""
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    ACTIVE = "active"
+    EXPIRED = "expired"
+    REVOKED = "revoked"
+    DENIED = "denied"
+    CANCELLED = "cancelled"
+    TIMED_OUT = "timed_out"
+    FAILED = "failed"
+
+    @property
+    def is_final(self) -> bool:
+        return not TRANSITIONS[self]
+
+
+TRANSITIONS: dict[State, frozenset[State]] = {
+    State.PENDING: frozenset({State.APPROVED, State.DENIED, State.CANCELLED, State.TIMED_OUT}),
+    State.APPROVED: frozenset({State.ACTIVE, State.FAILED}),
+    State.ACTIVE: frozenset({State.EXPIRED, State.REVOKED}),
+    State.EXPIRED: frozenset(),
+    State.REVOKED: frozenset(),
+    State.DENIED: frozenset(),
+    State.CANCELLED: frozenset(),
+    State.TIMED_OUT: frozenset(),
+    State.FAILED: frozenset(),
+}
+
+
+class InvalidInput(ValueError):
+    """User input that cannot be accepted; the message says what and how to fix it."""
+
+
+def new_request_id() -> str:
+    """`req_<ULID>`, uppercase Crockford as in the seed's `req_01J8KZ...`."""
+    return f"{REQUEST_ID_PREFIX}{ULID()}"
+
+
+def parse_request_id(text: str) -> str:
+    """Accept an ID in any case and return its canonical (uppercase ULID) form."""
+    candidate = text.strip()
+    if not _REQUEST_ID.match(candidate):
+        raise InvalidInput(
+            f"`{candidate[:40]}` is not a request ID; IDs look like req_01J8KZ4Q2M3N5P6R7S8T9VWXYZ."
+        )
+    return REQUEST_ID_PREFIX + candidate[len(REQUEST_ID_PREFIX) :].upper()
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(h|m|s)")
+_UNIT_SECONDS = {"h": 3600, "m": 60, "s": 1}
+
+
+def parse_duration(text: str) -> timedelta:
+    """Parse a Go-style duration ("90s", "15m", "1h30m") as the seed's config uses."""
+    raw = text.strip().lower()
+    position, total = 0, 0.0
+    for match in _DURATION_PART.finditer(raw):
+        if match.start() != position:
+            break
+        total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        position = match.end()
+    if not raw or position != len(raw):
+        raise InvalidInput(
+            f"`{text[:40]}` is not a duration; use a number with h, m or s, e.g. 30m, 1h, 1h30m."
+        )
+    if total <= 0:
+        raise InvalidInput(f"`{text[:40]}` is not a positive duration.")
+    return timedelta(seconds=total)
+
+
+def format_duration(value: timedelta) -> str:
+    """The inverse of parse_duration, shortest form: 1h30m, 15m, 90s -> 1m30s."""
+    seconds = int(value.total_seconds())
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{n}{unit}" for n, unit in ((hours, "h"), (minutes, "m"), (secs, "s")) if n]
+    return "".join(parts) or "0s"
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a grant applies: a namespace, or the whole cluster when namespace is None."""
+
+    namespace: str | None
+
+    @property
+    def cluster_wide(self) -> bool:
+        return self.namespace is None
+
+    def describe(self) -> str:
+        return "cluster-wide" if self.namespace is None else f"namespace {self.namespace}"
+
+
+def resolve_target(scope: str, *, default_namespace: str) -> Target:
+    """The seed's scope rule, as its docs promise.
+
+    "*" is always cluster-wide (upstream's code turns it into a RoleBinding in
+    default_namespace, contradicting its docs); an empty scope means
+    default_namespace, and cluster-wide only when that is empty too.
+    """
+    scope = scope.strip()
+    if scope == CLUSTER_WIDE:
+        return Target(namespace=None)
+    if not scope:
+        return Target(namespace=default_namespace or None)
+    return Target(namespace=scope)
+
+
+@dataclass(frozen=True)
+class AccessRequest:
+    """One request for temporary access, as stored."""
+
+    id: str
+    requester: str
+    k8s_user: str
+    provider: str
+    role: str
+    scope: str
+    namespace: str | None
+    duration: timedelta
+    reason: str
+    state: State
+    created_at: datetime
+    decided_by: str | None = None
+    decided_at: datetime | None = None
+    decision_note: str | None = None
+    granted_at: datetime | None = None
+    expires_at: datetime | None = None
+    ended_at: datetime | None = None
+    ended_by: str | None = None
+    cause: str | None = None
+    extends: str | None = None
+    warned: bool = False
+
+    @property
+    def target(self) -> Target:
+        return Target(namespace=self.namespace)
+
+    def evolve(self, **changes: object) -> AccessRequest:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Grant:
+    """What a provider is asked to create: the role bound to a user until expires_at."""
+
+    request_id: str
+    user: str
+    role: str
+    target: Target
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class ManagedBinding:
+    """A binding found in the cluster carrying the managed label."""
+
+    name: str
+    request_id: str | None
+    namespace: str | None
+    expires_at: datetime | None
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """Counts from one sweep, for logs and metrics."""
+
+    revoked: int = 0
+    drifted: int = 0
+    failed: int = 0
+
+
+class Notice(StrEnum):
+    """What the people involved must be told after a change (delivered via the outbox)."""
+
+    SUBMITTED = "submitted"
+    GRANTED = "granted"
+    DENIED = "denied"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    REVOKED = "revoked"
+    EXPIRED = "expired"
+    DRIFTED = "drifted"
+    TIMED_OUT = "timed_out"
+    EXPIRY_WARNING = "expiry_warning"
+    EXTENDED = "extended"

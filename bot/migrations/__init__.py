@@ -1,0 +1,1 @@
+"""Alembic migrations for bot.store's tables; run by bot.database.migrate."""

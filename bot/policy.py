@@ -1,0 +1,106 @@
+"""The rules: what may be requested, and who may decide, revoke or look.
+
+Each rule lives here once; the service enforces them and adapters never repeat
+them. Pure: no I/O beyond asking the ApproverDirectory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from bot.config import Settings
+from bot.domain import AccessRequest, InvalidInput, format_duration
+from bot.errors import NotAllowed
+from bot.ports import ApproverDirectory
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The request rules taken from `policy.*` and `providers.kubernetes.max_duration`."""
+
+    role_limits: dict[str, timedelta | None]
+    default_duration: timedelta
+    min_duration: timedelta
+    provider_max: timedelta | None
+    max_reason_length: int
+    request_ttl: timedelta
+    expiry_warning: timedelta
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Policy:
+        policy = settings.policy
+        return cls(
+            role_limits={name: spec.max_duration for name, spec in policy.roles.items()},
+            default_duration=policy.default_duration,
+            min_duration=policy.min_duration,
+            provider_max=settings.kubernetes.max_duration,
+            max_reason_length=policy.max_reason_length,
+            request_ttl=policy.request_ttl,
+            expiry_warning=policy.expiry_warning,
+        )
+
+    @property
+    def roles(self) -> list[str]:
+        return list(self.role_limits)
+
+    def max_duration(self, role: str) -> timedelta | None:
+        """The tighter of the provider's max_duration and the role's own limit."""
+        limits = [d for d in (self.provider_max, self.role_limits.get(role)) if d is not None]
+        return min(limits) if limits else None
+
+    def check_role(self, role: str) -> None:
+        if role not in self.role_limits:
+            raise InvalidInput(
+                f"`{role[:60]}` is not a grantable role. Choose one of: {', '.join(self.roles)}."
+            )
+
+    def check_duration(self, role: str, duration: timedelta) -> None:
+        """Refuse (never silently cap) a duration outside [min_duration, max_duration]."""
+        if duration < self.min_duration:
+            raise InvalidInput(
+                f"Duration {format_duration(duration)} is shorter than the minimum "
+                f"{format_duration(self.min_duration)}."
+            )
+        limit = self.max_duration(role)
+        if limit is not None and duration > limit:
+            raise InvalidInput(
+                f"Duration {format_duration(duration)} is longer than the maximum "
+                f"{format_duration(limit)} for role {role}; ask for {format_duration(limit)} "
+                "or less and extend later if you need more."
+            )
+
+    def check_reason(self, reason: str) -> str:
+        cleaned = reason.strip()
+        if not cleaned:
+            raise InvalidInput('A reason is required: add --reason "what you need to do".')
+        if len(cleaned) > self.max_reason_length:
+            raise InvalidInput(
+                f"The reason is {len(cleaned)} characters long; keep it under "
+                f"{self.max_reason_length}."
+            )
+        return cleaned
+
+
+def check_can_decide(request: AccessRequest, actor: str, directory: ApproverDirectory) -> None:
+    """Only approvers decide, and never on their own request."""
+    if actor == request.requester:
+        raise NotAllowed("You cannot approve or deny your own request; another approver must.")
+    if not directory.is_approver(actor):
+        raise NotAllowed("Only approvers can approve or deny requests.")
+
+
+def check_can_revoke(request: AccessRequest, actor: str, directory: ApproverDirectory) -> None:
+    """The requester may give access back; approvers and admins may take it away."""
+    if actor == request.requester or directory.is_approver(actor) or directory.is_admin(actor):
+        return
+    raise NotAllowed("Only the requester, an approver or an admin can revoke this grant.")
+
+
+def check_can_cancel(request: AccessRequest, actor: str) -> None:
+    if actor != request.requester:
+        raise NotAllowed("Only the requester can cancel a request.")
+
+
+def can_view(request: AccessRequest, actor: str, directory: ApproverDirectory) -> bool:
+    return actor == request.requester or directory.is_approver(actor) or directory.is_admin(actor)

@@ -1,0 +1,302 @@
+"""The seed's Kubernetes provider: RoleBindings and ClusterRoleBindings with a TTL annotation.
+
+A grant binds the requester's own Kubernetes identity (kind User) to an existing
+ClusterRole, in a namespace (RoleBinding) or cluster-wide (ClusterRoleBinding).
+The binding is named `jitsudo-<request id in lower case>`, labelled
+`<managed_label>: "true"` and annotated with `jitsudo.dev/expires-at` (RFC3339
+UTC), `jitsudo.dev/request-id` and `jitsudo.dev/user`. The only module that
+imports the kubernetes client; the service calls it through AccessProvider.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from bot.domain import Grant, ManagedBinding, Target
+from bot.errors import ProviderError
+from bot.ports import RoleRule
+
+RBAC_GROUP = "rbac.authorization.k8s.io"
+EXPIRES_AT = "jitsudo.dev/expires-at"
+REQUEST_ID = "jitsudo.dev/request-id"
+USER = "jitsudo.dev/user"
+BINDING_PREFIX = "jitsudo-"
+PAGE_SIZE = 100
+TIMEOUT = (3.0, 10.0)  # connect, read: a hung API server must not stall the sweeper
+_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_ROLE = re.compile(r"^[^/%]+$")
+
+
+def binding_name(request_id: str) -> str:
+    return f"{BINDING_PREFIX}{request_id.lower()}"
+
+
+def format_expiry(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_expiry(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def api_client_from(kubeconfig: str) -> client.ApiClient:
+    """`kubeconfig: ""` means the in-cluster service account, as the seed says."""
+    if not kubeconfig:
+        configuration = client.Configuration()
+        config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        return client.ApiClient(configuration)
+    configuration = client.Configuration()
+    config.load_kube_config(  # type: ignore[no-untyped-call]
+        config_file=kubeconfig, client_configuration=configuration
+    )
+    return client.ApiClient(configuration)
+
+
+def _status_message(error: ApiException) -> str:
+    try:
+        body = json.loads(error.body or "{}")
+    except ValueError:
+        body = {}
+    message = body.get("message") if isinstance(body, dict) else None
+    return str(message or error.reason or f"HTTP {error.status}")
+
+
+def _failure(error: ApiException, doing: str) -> ProviderError:
+    retryable = error.status is None or error.status >= 500 or error.status == 429
+    return ProviderError(
+        f"Kubernetes refused to {doing}: {_status_message(error)}", retryable=retryable
+    )
+
+
+class KubernetesProvider:
+    """AccessProvider over the RBAC API, with the real kubernetes client."""
+
+    name = "kubernetes"
+
+    def __init__(self, api_client: client.ApiClient, *, managed_label: str) -> None:
+        self.rbac = client.RbacAuthorizationV1Api(api_client)
+        self.core = client.CoreV1Api(api_client)
+        self.managed_label = managed_label
+
+    # --- grant --------------------------------------------------------------
+
+    def preflight(self, grant: Grant) -> None:
+        """Everything that would make the grant fail, checked before anyone approves."""
+        if not grant.user.strip():
+            raise ProviderError("The requester has no Kubernetes username.")
+        if not _ROLE.match(grant.role):
+            raise ProviderError(f"`{grant.role[:60]}` is not a valid ClusterRole name.")
+        namespace = grant.target.namespace
+        if namespace is not None and not _NAMESPACE.match(namespace):
+            raise ProviderError(
+                f"`{namespace[:70]}` is not a valid namespace name (lower-case letters, digits "
+                "and '-', at most 63 characters); use \"*\" for cluster-wide."
+            )
+        self._require(
+            lambda: self.rbac.read_cluster_role(grant.role, _request_timeout=TIMEOUT),
+            f"ClusterRole `{grant.role}` does not exist in the cluster.",
+        )
+        if namespace is not None:
+            self._require(
+                lambda: self.core.read_namespace(namespace, _request_timeout=TIMEOUT),
+                f"Namespace `{namespace}` does not exist in the cluster.",
+            )
+        try:
+            self._create(grant, dry_run="All")
+        except ApiException as error:
+            raise _failure(error, f"bind {grant.role} ({grant.target.describe()})") from None
+
+    def grant(self, grant: Grant) -> None:
+        """Create the binding; an identical existing one is success, a different one an error."""
+        try:
+            self._create(grant)
+        except ApiException as error:
+            if error.status != 409:
+                raise _failure(error, "create the binding") from None
+            self._check_same(grant)
+
+    def extend(self, request_id: str, target: Target, expires_at: datetime) -> None:
+        """Move the expiry annotation with a patch: nothing the user is doing is cut off."""
+        patch = {"metadata": {"annotations": {EXPIRES_AT: format_expiry(expires_at)}}}
+        name = binding_name(request_id)
+        try:
+            if target.namespace is None:
+                self.rbac.patch_cluster_role_binding(name, patch, _request_timeout=TIMEOUT)
+            else:
+                self.rbac.patch_namespaced_role_binding(
+                    name, target.namespace, patch, _request_timeout=TIMEOUT
+                )
+        except ApiException as error:
+            raise _failure(error, "extend the binding") from None
+
+    # --- revoke -------------------------------------------------------------
+
+    def revoke(self, request_id: str, target: Target) -> None:
+        self._delete(binding_name(request_id), target.namespace)
+
+    def remove(self, binding: ManagedBinding) -> None:
+        self._delete(binding.name, binding.namespace)
+
+    def is_active(self, request_id: str, target: Target) -> bool:
+        try:
+            self._read(binding_name(request_id), target.namespace)
+        except ApiException as error:
+            if error.status == 404:
+                return False
+            raise _failure(error, "read the binding") from None
+        return True
+
+    def list_managed(self) -> Iterator[ManagedBinding]:
+        """Both kinds of binding carrying the managed label, page by page."""
+        for lister in (
+            self.rbac.list_cluster_role_binding,
+            self.rbac.list_role_binding_for_all_namespaces,
+        ):
+            yield from self._pages(lister)
+
+    def describe_role(self, role: str) -> list[RoleRule]:
+        try:
+            found = self.rbac.read_cluster_role(role, _request_timeout=TIMEOUT)
+        except ApiException as error:
+            raise _failure(error, f"read ClusterRole {role}") from None
+        return [
+            RoleRule(
+                api_groups=tuple(rule.api_groups or ()),
+                resources=tuple(rule.resources or ()),
+                verbs=tuple(rule.verbs or ()),
+                resource_names=tuple(rule.resource_names or ()),
+                non_resource_urls=tuple(rule.non_resource_urls or ()),
+            )
+            for rule in found.rules or []
+        ]
+
+    def ping(self) -> None:
+        """Raise ProviderError unless the API server answers (readiness)."""
+        try:
+            self.rbac.list_cluster_role_binding(
+                limit=1, label_selector=self._selector(), _request_timeout=TIMEOUT
+            )
+        except ApiException as error:
+            raise _failure(error, "list bindings") from None
+        except OSError as error:
+            raise ProviderError(f"Kubernetes API unreachable: {error}", retryable=True) from None
+
+    # --- helpers ------------------------------------------------------------
+
+    def _selector(self) -> str:
+        return f"{self.managed_label}=true"
+
+    def _parts(self, grant: Grant) -> dict[str, Any]:
+        """metadata, roleRef and subjects, shared by both kinds of binding."""
+        metadata = client.V1ObjectMeta(
+            name=binding_name(grant.request_id),
+            namespace=grant.target.namespace,
+            labels={self.managed_label: "true"},
+            annotations={
+                EXPIRES_AT: format_expiry(grant.expires_at),
+                REQUEST_ID: grant.request_id,
+                USER: grant.user,
+            },
+        )
+        role_ref = client.V1RoleRef(api_group=RBAC_GROUP, kind="ClusterRole", name=grant.role)
+        subjects = [client.RbacV1Subject(kind="User", name=grant.user, api_group=RBAC_GROUP)]
+        return {"metadata": metadata, "role_ref": role_ref, "subjects": subjects}
+
+    def _create(self, grant: Grant, dry_run: str | None = None) -> None:
+        parts = self._parts(grant)
+        if grant.target.namespace is None:
+            body = client.V1ClusterRoleBinding(**parts)
+            self.rbac.create_cluster_role_binding(body, dry_run=dry_run, _request_timeout=TIMEOUT)
+        else:
+            namespaced = client.V1RoleBinding(**parts)
+            self.rbac.create_namespaced_role_binding(
+                grant.target.namespace, namespaced, dry_run=dry_run, _request_timeout=TIMEOUT
+            )
+
+    def _read(self, name: str, namespace: str | None) -> Any:
+        if namespace is None:
+            return self.rbac.read_cluster_role_binding(name, _request_timeout=TIMEOUT)
+        return self.rbac.read_namespaced_role_binding(name, namespace, _request_timeout=TIMEOUT)
+
+    def _delete(self, name: str, namespace: str | None) -> None:
+        """NotFound is success: the binding is gone either way."""
+        try:
+            if namespace is None:
+                self.rbac.delete_cluster_role_binding(name, _request_timeout=TIMEOUT)
+            else:
+                self.rbac.delete_namespaced_role_binding(name, namespace, _request_timeout=TIMEOUT)
+        except ApiException as error:
+            if error.status != 404:
+                raise _failure(error, f"delete binding {name}") from None
+        except OSError as error:
+            raise ProviderError(f"Kubernetes API unreachable: {error}", retryable=True) from None
+
+    def _check_same(self, grant: Grant) -> None:
+        """Adopt an existing binding only if it grants exactly what was asked."""
+        name = binding_name(grant.request_id)
+        try:
+            existing = self._read(name, grant.target.namespace)
+        except ApiException as error:
+            raise _failure(error, "read the existing binding") from None
+        same_role = (existing.role_ref.kind, existing.role_ref.name) == ("ClusterRole", grant.role)
+        same_subjects = [(s.kind, s.name) for s in existing.subjects or []] == [
+            ("User", grant.user)
+        ]
+        if not (same_role and same_subjects):
+            raise ProviderError(
+                f"A binding named {name} already exists with a different role or subject; "
+                "jitsudo will not adopt it. Delete it or investigate who created it."
+            )
+
+    def _require(self, read: Any, missing: str) -> None:
+        try:
+            read()
+        except ApiException as error:
+            if error.status == 404:
+                raise ProviderError(missing) from None
+            raise _failure(error, "check the request") from None
+
+    def _pages(self, lister: Any) -> Iterator[ManagedBinding]:
+        token: str | None = None
+        while True:
+            try:
+                page = lister(
+                    label_selector=self._selector(),
+                    limit=PAGE_SIZE,
+                    _continue=token,
+                    _request_timeout=TIMEOUT,
+                )
+            except ApiException as error:
+                raise _failure(error, "list managed bindings") from None
+            for item in page.items or []:
+                yield self._managed(item)
+            token = page.metadata._continue if page.metadata else None
+            if not token:
+                return
+
+    def _managed(self, item: Any) -> ManagedBinding:
+        annotations = item.metadata.annotations or {}
+        name = item.metadata.name
+        request_id = annotations.get(REQUEST_ID)
+        legacy_prefix = BINDING_PREFIX + "req_"
+        if not request_id and name.startswith(legacy_prefix):
+            request_id = "req_" + name[len(legacy_prefix) :].upper()
+        return ManagedBinding(
+            name=name,
+            request_id=request_id,
+            namespace=item.metadata.namespace,
+            expires_at=parse_expiry(annotations.get(EXPIRES_AT)),
+        )

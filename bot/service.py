@@ -1,0 +1,413 @@
+"""Use cases: submit, approve, deny, cancel, revoke, expire, time out, sweep.
+
+One verb per operation. Each checks its rule (bot.policy), wins or loses one
+conditional UPDATE (bot.store), and only the winner calls the provider. Errors
+are domain errors (bot.errors); adapters map them to what the user sees.
+Called by the Slack listeners, the scheduler jobs and the CLI.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from bot import policy as rules
+from bot.domain import (
+    AccessRequest,
+    Grant,
+    ManagedBinding,
+    Notice,
+    State,
+    SweepResult,
+    new_request_id,
+    resolve_target,
+)
+from bot.errors import Conflict, GrantFailed, NotAllowed, NotFound, ProviderError
+from bot.policy import Policy
+from bot.ports import AccessProvider, ApproverDirectory, Clock
+from bot.store import Store, Transition
+
+log = logging.getLogger(__name__)
+
+SYSTEM = "jitsudo"
+DRIFT_CAUSE = "the binding was deleted outside jitsudo"
+
+
+@dataclass(frozen=True)
+class Draft:
+    """What a requester asks for, already parsed but not yet checked."""
+
+    requester: str
+    k8s_user: str
+    role: str
+    scope: str
+    duration: timedelta | None
+    reason: str
+
+
+class AccessService:
+    """The request lifecycle over a store, a provider and an approver directory."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        provider: AccessProvider,
+        approvers: ApproverDirectory,
+        policy: Policy,
+        clock: Clock,
+        default_namespace: str,
+        notices_waiting: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.store = store
+        self.provider = provider
+        self.approvers = approvers
+        self.policy = policy
+        self.clock = clock
+        self.default_namespace = default_namespace
+        self.notices_waiting = notices_waiting
+
+    # --- requests -----------------------------------------------------------
+
+    def check(self, draft: Draft) -> AccessRequest:
+        """Validate a draft fully (policy and provider pre-flight) without storing it."""
+        duration = draft.duration or self.policy.default_duration
+        self.policy.check_role(draft.role)
+        self.policy.check_duration(draft.role, duration)
+        reason = self.policy.check_reason(draft.reason)
+        target = resolve_target(draft.scope, default_namespace=self.default_namespace)
+        now = self.clock.now()
+        request = AccessRequest(
+            id=new_request_id(),
+            requester=draft.requester,
+            k8s_user=draft.k8s_user,
+            provider=self.provider.name,
+            role=draft.role,
+            scope=draft.scope,
+            namespace=target.namespace,
+            duration=duration,
+            reason=reason,
+            state=State.PENDING,
+            created_at=now,
+        )
+        self.provider.preflight(_grant_of(request, expires_at=now + duration))
+        return request
+
+    def submit(self, draft: Draft) -> AccessRequest:
+        """Store a valid request as pending; approvers are told via the outbox."""
+        request = self.check(draft)
+        self.store.insert(request, actor=draft.requester, notice=Notice.SUBMITTED)
+        self.notices_waiting()
+        return request
+
+    def get(self, request_id: str, *, viewer: str) -> AccessRequest:
+        request = self._load(request_id)
+        if not rules.can_view(request, viewer, self.approvers):
+            raise NotAllowed("Only the requester, approvers and admins can see this request.")
+        return request
+
+    def mine(self, user: str) -> list[AccessRequest]:
+        return self.store.find(requester=user, limit=20)
+
+    def awaiting(self, approver: str) -> list[AccessRequest]:
+        """Pending requests this approver may decide (never their own)."""
+        if not self.approvers.is_approver(approver):
+            return []
+        pending = self.store.find(states=[State.PENDING], limit=50)
+        return [request for request in pending if request.requester != approver]
+
+    # --- decisions ----------------------------------------------------------
+
+    def approve(self, request_id: str, *, approver: str) -> AccessRequest:
+        """Approve and grant; exactly one approval wins however many clicks arrive."""
+        request = self._load(request_id)
+        rules.check_can_decide(request, approver, self.approvers)
+        now = self.clock.now()
+        approved = self._move(
+            request,
+            State.APPROVED,
+            actor=approver,
+            action="approved",
+            changes={
+                "decided_by": approver,
+                "decided_at": now,
+                "expires_at": now + request.duration,
+            },
+        )
+        return self._grant(approved)
+
+    def deny(self, request_id: str, *, approver: str, note: str = "") -> AccessRequest:
+        request = self._load(request_id)
+        rules.check_can_decide(request, approver, self.approvers)
+        note = note.strip()[: self.policy.max_reason_length]
+        denied = self._move(
+            request,
+            State.DENIED,
+            actor=approver,
+            action="denied",
+            changes={
+                "decided_by": approver,
+                "decided_at": self.clock.now(),
+                "decision_note": note or None,
+            },
+            notice=Notice.DENIED,
+        )
+        return denied
+
+    def cancel(self, request_id: str, *, actor: str) -> AccessRequest:
+        request = self._load(request_id)
+        rules.check_can_cancel(request, actor)
+        return self._move(
+            request,
+            State.CANCELLED,
+            actor=actor,
+            action="cancelled",
+            changes={"ended_at": self.clock.now(), "ended_by": actor},
+            notice=Notice.CANCELLED,
+        )
+
+    def resume_approved(self) -> int:
+        """Finish grants left approved-but-not-granted by a crash; returns how many."""
+        finished = 0
+        for request in self.store.find(states=[State.APPROVED]):
+            try:
+                self._grant(request)
+                finished += 1
+            except (GrantFailed, Conflict):
+                finished += 1
+        return finished
+
+    # --- endings ------------------------------------------------------------
+
+    def revoke(self, request_id: str, *, actor: str) -> AccessRequest:
+        """Delete the grant now; recorded only once the binding is really gone."""
+        request = self._load(request_id)
+        rules.check_can_revoke(request, actor, self.approvers)
+        if request.state is not State.ACTIVE:
+            raise Conflict(f"{request.id} is {request.state}, not active; nothing to revoke.")
+        self.provider.revoke(request.id, request.target)
+        return self._move(
+            request,
+            State.REVOKED,
+            actor=actor,
+            action="revoked",
+            changes={"ended_at": self.clock.now(), "ended_by": actor},
+            notice=Notice.REVOKED,
+        )
+
+    def expire(self, request: AccessRequest) -> bool:
+        """Revoke an active grant whose time is up; False if the delete failed (retry later)."""
+        try:
+            self.provider.revoke(request.id, request.target)
+        except ProviderError as error:
+            log.warning("could not revoke %s yet: %s", request.id, error)
+            return False
+        self._end(request, State.EXPIRED, cause="expired", notice=Notice.EXPIRED)
+        return True
+
+    def expire_due(self) -> SweepResult:
+        """Expire every active grant whose expires_at has passed."""
+        revoked = failed = 0
+        for request in self.store.find(states=[State.ACTIVE], expires_before=self.clock.now()):
+            if self.expire(request):
+                revoked += 1
+            else:
+                failed += 1
+        return SweepResult(revoked=revoked, failed=failed)
+
+    def time_out_stale(self) -> int:
+        """Pending requests nobody reviewed within policy.request_ttl become timed_out."""
+        now = self.clock.now()
+        stale = self.store.find(
+            states=[State.PENDING], created_before=now - self.policy.request_ttl
+        )
+        timed_out = 0
+        for request in stale:
+            moved = self.store.transition(
+                request.id,
+                Transition(
+                    expected=State.PENDING,
+                    to=State.TIMED_OUT,
+                    actor=SYSTEM,
+                    at=now,
+                    action="timed_out",
+                    changes={"ended_at": now},
+                    notice=Notice.TIMED_OUT,
+                ),
+            )
+            timed_out += moved is not None
+        if timed_out:
+            self.notices_waiting()
+        return timed_out
+
+    def sweep(self) -> SweepResult:
+        """The seed's expiry sweeper, plus drift detection.
+
+        (a) delete every managed binding whose expires-at has passed, including
+        orphans the database does not know; (b) mark active requests whose
+        binding is gone as expired; (c) expire active requests past their time,
+        recording each only after its delete succeeded.
+        """
+        due = self.expire_due()
+        now = self.clock.now()
+        seen: set[str] = set()
+        revoked, failed = due.revoked, due.failed
+        try:
+            for binding in self.provider.list_managed():
+                if binding.request_id:
+                    seen.add(binding.request_id)
+                if self._is_stale(binding, now):
+                    ok = self._remove(binding)
+                    revoked, failed = revoked + ok, failed + (not ok)
+        except ProviderError as error:
+            log.warning("sweep could not list managed bindings: %s", error)
+            return SweepResult(revoked=revoked, failed=failed + 1)
+        drifted = self._detect_drift(seen)
+        return SweepResult(revoked=revoked, drifted=drifted, failed=failed)
+
+    # --- helpers ------------------------------------------------------------
+
+    def _load(self, request_id: str) -> AccessRequest:
+        request = self.store.get(request_id)
+        if request is None:
+            raise NotFound(f"No request {request_id}. Check the ID with /jitsudo list.")
+        return request
+
+    def _move(
+        self,
+        request: AccessRequest,
+        to: State,
+        *,
+        actor: str,
+        action: str,
+        changes: dict[str, Any],
+        notice: Notice | None = None,
+    ) -> AccessRequest:
+        moved = self.store.transition(
+            request.id,
+            Transition(
+                expected=State.PENDING if to in _FROM_PENDING else State.ACTIVE,
+                to=to,
+                actor=actor,
+                at=self.clock.now(),
+                action=action,
+                changes=changes,
+                notice=notice,
+            ),
+        )
+        if moved is None:
+            raise Conflict(_already(self._load(request.id)))
+        if notice:
+            self.notices_waiting()
+        return moved
+
+    def _grant(self, request: AccessRequest) -> AccessRequest:
+        assert request.expires_at is not None  # set by the approval
+        try:
+            self.provider.grant(_grant_of(request, expires_at=request.expires_at))
+        except ProviderError as error:
+            self._finish_grant(request, State.FAILED, {"cause": str(error)}, Notice.FAILED)
+            raise GrantFailed(f"Approved, but the grant failed: {error}") from error
+        return self._finish_grant(
+            request, State.ACTIVE, {"granted_at": self.clock.now()}, Notice.GRANTED
+        )
+
+    def _finish_grant(
+        self, request: AccessRequest, to: State, changes: dict[str, Any], notice: Notice
+    ) -> AccessRequest:
+        moved = self.store.transition(
+            request.id,
+            Transition(
+                expected=State.APPROVED,
+                to=to,
+                actor=request.decided_by or SYSTEM,
+                at=self.clock.now(),
+                action="granted" if to is State.ACTIVE else "grant_failed",
+                changes=changes,
+                notice=notice,
+            ),
+        )
+        if moved is None:
+            raise Conflict(_already(self._load(request.id)))
+        self.notices_waiting()
+        return moved
+
+    def _end(self, request: AccessRequest, to: State, *, cause: str, notice: Notice) -> None:
+        now = self.clock.now()
+        moved = self.store.transition(
+            request.id,
+            Transition(
+                expected=State.ACTIVE,
+                to=to,
+                actor=SYSTEM,
+                at=now,
+                action=notice.value,
+                changes={"ended_at": now, "ended_by": SYSTEM, "cause": cause},
+                notice=notice,
+            ),
+        )
+        if moved is not None:
+            self.notices_waiting()
+
+    def _is_stale(self, binding: ManagedBinding, now: datetime) -> bool:
+        """Expired, without a readable expiry, or left behind by an ended request."""
+        if binding.expires_at is None or binding.expires_at <= now:
+            return True
+        if binding.request_id is None:
+            return False
+        request = self.store.get(binding.request_id)
+        return request is not None and request.state.is_final
+
+    def _remove(self, binding: ManagedBinding) -> bool:
+        try:
+            self.provider.remove(binding)
+        except ProviderError as error:
+            log.warning("could not delete managed binding %s yet: %s", binding.name, error)
+            return False
+        request = self.store.get(binding.request_id) if binding.request_id else None
+        if request is not None and request.state is State.ACTIVE:
+            self._end(request, State.EXPIRED, cause="expired", notice=Notice.EXPIRED)
+        return True
+
+    def _detect_drift(self, seen: set[str]) -> int:
+        drifted = 0
+        for request in self.store.find(states=[State.ACTIVE]):
+            if request.id in seen or self._still_there(request):
+                continue
+            self._end(request, State.EXPIRED, cause=DRIFT_CAUSE, notice=Notice.DRIFTED)
+            drifted += 1
+        return drifted
+
+    def _still_there(self, request: AccessRequest) -> bool:
+        """When the cluster cannot answer, assume the binding is there (never guess drift)."""
+        try:
+            return self.provider.is_active(request.id, request.target)
+        except ProviderError as error:
+            log.warning("could not check %s: %s", request.id, error)
+            return True
+
+
+_FROM_PENDING = {State.APPROVED, State.DENIED, State.CANCELLED, State.TIMED_OUT}
+
+
+def _grant_of(request: AccessRequest, *, expires_at: datetime) -> Grant:
+    return Grant(
+        request_id=request.id,
+        user=request.k8s_user,
+        role=request.role,
+        target=request.target,
+        expires_at=expires_at,
+    )
+
+
+def _already(request: AccessRequest) -> str:
+    """Why a lost race changed nothing, in the words the loser should see."""
+    who = f" by {request.decided_by}" if request.decided_by else ""
+    if request.state in (State.APPROVED, State.ACTIVE):
+        return f"{request.id} was already approved{who}."
+    if request.state is State.DENIED:
+        return f"{request.id} was already denied{who}."
+    return f"{request.id} is {request.state.replace('_', ' ')}; nothing to do."

@@ -1,0 +1,368 @@
+"""Persistence: SQLModel tables and the only code that writes them.
+
+Every state change is one conditional UPDATE (`WHERE id = :id AND state =
+:expected`) in a transaction that also appends the audit event and the outbox
+notice, so a double click, a retry or a second replica can never act twice and
+no notice is lost. Called by the service and the notice deliverer.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlmodel import Field, Session, SQLModel, col, create_engine, select
+
+from bot.domain import AccessRequest, State
+
+
+def _utc_column(*, nullable: bool = True, index: bool = False) -> Any:
+    return Field(
+        default=None,
+        sa_column=sa.Column(sa.DateTime(timezone=True), nullable=nullable, index=index),
+    )
+
+
+class RequestRow(SQLModel, table=True):
+    __tablename__ = "requests"
+
+    id: str = Field(primary_key=True, max_length=40)
+    requester: str = Field(max_length=64, index=True)
+    k8s_user: str = Field(max_length=256)
+    provider: str = Field(max_length=32)
+    role: str = Field(max_length=256)
+    scope: str = Field(max_length=256)
+    namespace: str | None = Field(default=None, max_length=256)
+    duration_seconds: int
+    reason: str = Field(max_length=2000)
+    state: str = Field(max_length=16, index=True)
+    created_at: datetime = _utc_column(nullable=False)
+    decided_by: str | None = Field(default=None, max_length=64)
+    decided_at: datetime | None = _utc_column()
+    decision_note: str | None = Field(default=None, max_length=2000)
+    granted_at: datetime | None = _utc_column()
+    expires_at: datetime | None = _utc_column(index=True)
+    ended_at: datetime | None = _utc_column()
+    ended_by: str | None = Field(default=None, max_length=64)
+    cause: str | None = Field(default=None, max_length=2000)
+    extends: str | None = Field(default=None, max_length=40, index=True)
+    warned: bool = False
+    message_channel: str | None = Field(default=None, max_length=64)
+    message_ts: str | None = Field(default=None, max_length=64)
+
+
+class AuditEvent(SQLModel, table=True):
+    __tablename__ = "audit_events"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = _utc_column(nullable=False, index=True)
+    actor: str = Field(max_length=64)
+    action: str = Field(max_length=32)
+    request_id: str = Field(max_length=40, index=True)
+    details: str = Field(default="{}", max_length=4000)
+
+
+class OutboxNotice(SQLModel, table=True):
+    """A notice to deliver (DM, message update); kept until delivered."""
+
+    __tablename__ = "outbox"
+
+    id: int | None = Field(default=None, primary_key=True)
+    request_id: str = Field(max_length=40, index=True)
+    kind: str = Field(max_length=32)
+    created_at: datetime = _utc_column(nullable=False)
+    due_at: datetime = _utc_column(nullable=False, index=True)
+    attempts: int = 0
+    delivered_at: datetime | None = _utc_column(index=True)
+    last_error: str | None = Field(default=None, max_length=500)
+
+
+_REQUEST_FIELDS = [f.name for f in fields(AccessRequest)]
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    """SQLite forgets the zone; every datetime in the core is aware UTC."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+def _to_domain(row: RequestRow) -> AccessRequest:
+    values: dict[str, Any] = {}
+    for name in _REQUEST_FIELDS:
+        if name == "duration":
+            values[name] = timedelta(seconds=row.duration_seconds)
+        elif name == "state":
+            values[name] = State(row.state)
+        else:
+            value = getattr(row, name)
+            values[name] = _utc(value) if isinstance(value, datetime) else value
+    return AccessRequest(**values)
+
+
+def _to_columns(changes: dict[str, Any]) -> dict[str, Any]:
+    columns = dict(changes)
+    if "duration" in columns:
+        columns["duration_seconds"] = int(columns.pop("duration").total_seconds())
+    if "state" in columns:
+        columns["state"] = str(columns["state"])
+    return columns
+
+
+@dataclass(frozen=True)
+class Transition:
+    """One audited state change: who moved the request, from where to where, and what else."""
+
+    expected: State
+    to: State
+    actor: str
+    at: datetime
+    action: str
+    changes: dict[str, Any]
+    notice: str | None = None
+    details: dict[str, Any] | None = None
+
+
+def make_engine(url: str) -> Engine:
+    """An engine with SQLite set up for concurrent use (WAL, busy_timeout)."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @sa.event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+
+
+class Store:
+    """Reads and conditional writes of requests, audit events and the outbox."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @contextmanager
+    def _session(self) -> Iterator[Session]:
+        with Session(self.engine, expire_on_commit=False) as session:
+            yield session
+
+    def ping(self) -> None:
+        with self.engine.connect() as connection:
+            connection.execute(sa.text("SELECT 1"))
+
+    def insert(self, request: AccessRequest, *, actor: str, notice: str | None) -> None:
+        """Store a new request with its `submitted` audit event and first notice."""
+        row = RequestRow(**_to_columns(_row_values(request)))
+        with self._session() as session:
+            session.add(row)
+            _append(
+                session,
+                request.id,
+                actor=actor,
+                action="submitted",
+                at=request.created_at,
+                notice=notice,
+                details={
+                    "role": request.role,
+                    "scope": request.scope,
+                    "duration": int(request.duration.total_seconds()),
+                },
+            )
+            session.commit()
+
+    def get(self, request_id: str) -> AccessRequest | None:
+        with self._session() as session:
+            row = session.get(RequestRow, request_id)
+            return _to_domain(row) if row else None
+
+    def transition(self, request_id: str, move: Transition) -> AccessRequest | None:
+        """Apply `move` if the request is still in `move.expected`; None if someone else won."""
+        values = _to_columns({**move.changes, "state": move.to})
+        statement = (
+            sa.update(RequestRow)
+            .where(col(RequestRow.id) == request_id, col(RequestRow.state) == str(move.expected))
+            .values(**values)
+        )
+        with self._session() as session:
+            if session.execute(statement).rowcount != 1:  # type: ignore[attr-defined]
+                session.rollback()
+                return None
+            details = {"from": str(move.expected), "to": str(move.to), **(move.details or {})}
+            _append(
+                session,
+                request_id,
+                actor=move.actor,
+                action=move.action,
+                at=move.at,
+                notice=move.notice,
+                details=details,
+            )
+            session.commit()
+        return self.get(request_id)
+
+    def update_fields(
+        self,
+        request_id: str,
+        *,
+        expected: State,
+        changes: dict[str, Any],
+        audit: tuple[str, str, datetime] | None = None,
+        notice: str | None = None,
+    ) -> bool:
+        """A conditional change that keeps the state (warned flag, message ref, new expiry)."""
+        statement = (
+            sa.update(RequestRow)
+            .where(col(RequestRow.id) == request_id, col(RequestRow.state) == str(expected))
+            .values(**_to_columns(changes))
+        )
+        with self._session() as session:
+            if session.execute(statement).rowcount != 1:  # type: ignore[attr-defined]
+                session.rollback()
+                return False
+            if audit:
+                actor, action, at = audit
+                _append(
+                    session,
+                    request_id,
+                    actor=actor,
+                    action=action,
+                    at=at,
+                    notice=notice,
+                    details={k: _jsonable(v) for k, v in changes.items()},
+                )
+            session.commit()
+        return True
+
+    def set_message(self, request_id: str, *, channel: str, ts: str) -> None:
+        """Remember where the approval message lives so it can be updated in place."""
+        with self._session() as session:
+            session.execute(
+                sa.update(RequestRow)
+                .where(col(RequestRow.id) == request_id)
+                .values(message_channel=channel, message_ts=ts)
+            )
+            session.commit()
+
+    def message_of(self, request_id: str) -> tuple[str, str] | None:
+        with self._session() as session:
+            row = session.get(RequestRow, request_id)
+            if row is None or not row.message_channel or not row.message_ts:
+                return None
+            return row.message_channel, row.message_ts
+
+    def find(
+        self,
+        *,
+        states: Sequence[State] = (),
+        requester: str | None = None,
+        expires_before: datetime | None = None,
+        created_before: datetime | None = None,
+        extends: str | None = None,
+        limit: int = 500,
+    ) -> list[AccessRequest]:
+        query = select(RequestRow)
+        if states:
+            query = query.where(col(RequestRow.state).in_([str(s) for s in states]))
+        if requester is not None:
+            query = query.where(col(RequestRow.requester) == requester)
+        if expires_before is not None:
+            query = query.where(col(RequestRow.expires_at) <= expires_before)
+        if created_before is not None:
+            query = query.where(col(RequestRow.created_at) <= created_before)
+        if extends is not None:
+            query = query.where(col(RequestRow.extends) == extends)
+        query = query.order_by(col(RequestRow.created_at).desc()).limit(limit)
+        with self._session() as session:
+            return [_to_domain(row) for row in session.exec(query)]
+
+    def audit_trail(self, request_id: str | None = None) -> list[AuditEvent]:
+        query = select(AuditEvent).order_by(col(AuditEvent.id))
+        if request_id is not None:
+            query = query.where(col(AuditEvent.request_id) == request_id)
+        with self._session() as session:
+            return list(session.exec(query))
+
+    # --- outbox -------------------------------------------------------------
+
+    def due_notices(self, now: datetime, *, limit: int = 50) -> list[OutboxNotice]:
+        query = (
+            select(OutboxNotice)
+            .where(col(OutboxNotice.delivered_at).is_(None), col(OutboxNotice.due_at) <= now)
+            .order_by(col(OutboxNotice.id))
+            .limit(limit)
+        )
+        with self._session() as session:
+            return list(session.exec(query))
+
+    def mark_delivered(self, notice_id: int, at: datetime) -> bool:
+        """Conditional, so two deliverers never both count one notice as theirs."""
+        statement = (
+            sa.update(OutboxNotice)
+            .where(col(OutboxNotice.id) == notice_id, col(OutboxNotice.delivered_at).is_(None))
+            .values(delivered_at=at)
+        )
+        with self._session() as session:
+            won = session.execute(statement).rowcount == 1  # type: ignore[attr-defined]
+            session.commit()
+            return bool(won)
+
+    def postpone(self, notice_id: int, *, until: datetime, error: str) -> None:
+        with self._session() as session:
+            session.execute(
+                sa.update(OutboxNotice)
+                .where(col(OutboxNotice.id) == notice_id)
+                .values(due_at=until, attempts=OutboxNotice.attempts + 1, last_error=error[:500])
+            )
+            session.commit()
+
+    def add_notice(self, request_id: str, kind: str, at: datetime) -> None:
+        with self._session() as session:
+            session.add(OutboxNotice(request_id=request_id, kind=kind, created_at=at, due_at=at))
+            session.commit()
+
+
+def _row_values(request: AccessRequest) -> dict[str, Any]:
+    return {name: getattr(request, name) for name in _REQUEST_FIELDS}
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return int(value.total_seconds())
+    return value
+
+
+def _append(
+    session: Session,
+    request_id: str,
+    *,
+    actor: str,
+    action: str,
+    at: datetime,
+    notice: str | None,
+    details: dict[str, Any],
+) -> None:
+    """The audit event and the outbox notice travel in the state change's transaction."""
+    session.add(
+        AuditEvent(
+            at=at,
+            actor=actor,
+            action=action,
+            request_id=request_id,
+            details=json.dumps({k: _jsonable(v) for k, v in details.items()}),
+        )
+    )
+    if notice:
+        session.add(OutboxNotice(request_id=request_id, kind=notice, created_at=at, due_at=at))

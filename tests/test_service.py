@@ -1,0 +1,263 @@
+"""The lifecycle use cases with hand-written fakes and an injected clock."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+
+from bot.domain import ManagedBinding, State
+from bot.errors import Conflict, GrantFailed, InvalidInput, NotAllowed, NotFound, ProviderError
+from bot.policy import Policy
+from bot.service import DRIFT_CAUSE, AccessService, Draft
+from bot.store import Store
+from tests.conftest import FakeClock
+from tests.fakes import FakeDirectory, FakeProvider
+
+
+@pytest.fixture
+def provider() -> FakeProvider:
+    return FakeProvider()
+
+
+@pytest.fixture
+def service(store: Store, provider: FakeProvider, clock: FakeClock) -> AccessService:
+    policy = Policy(
+        role_limits={"view": None, "edit": None, "cluster-admin": timedelta(minutes=30)},
+        default_duration=timedelta(hours=1), min_duration=timedelta(minutes=1),
+        provider_max=timedelta(hours=2), max_reason_length=100,
+        request_ttl=timedelta(hours=1), expiry_warning=timedelta(minutes=5),
+    )
+    return AccessService(store=store, provider=provider, approvers=FakeDirectory(),
+                         policy=policy, clock=clock, default_namespace="default")
+
+
+def draft(**changes: object) -> Draft:
+    values: dict[str, object] = {"requester": "UREQ", "k8s_user": "alice@example.com",
+                                 "role": "edit", "scope": "production",
+                                 "duration": timedelta(minutes=30), "reason": "scale"}
+    values.update(changes)
+    return Draft(**values)  # type: ignore[arg-type]
+
+
+def test_submit_stores_pending_with_resolved_target(service: AccessService) -> None:
+    request = service.submit(draft(scope="", duration=None))
+    assert request.state is State.PENDING
+    assert request.namespace == "default"
+    assert request.duration == timedelta(hours=1)
+    assert service.store.get(request.id) == request
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"role": "god"}, "not a grantable role"),
+        ({"duration": timedelta(seconds=10)}, "shorter than the minimum 1m"),
+        ({"duration": timedelta(hours=3)}, "longer than the maximum 2h"),
+        ({"role": "cluster-admin", "scope": "*", "duration": timedelta(hours=1)},
+         "maximum 30m for role cluster-admin"),
+        ({"reason": "  "}, "reason is required"),
+        ({"reason": "x" * 101}, "keep it under 100"),
+        ({"scope": "nope"}, "Namespace `nope` does not exist"),
+    ],
+)
+def test_invalid_requests_change_nothing(service: AccessService, changes: dict[str, object],
+                                         message: str) -> None:
+    with pytest.raises((InvalidInput, ProviderError), match=message):
+        service.submit(draft(**changes))
+    assert service.store.find() == []
+
+
+def test_approve_grants_until_expiry(service: AccessService, provider: FakeProvider,
+                                     clock: FakeClock) -> None:
+    request = service.submit(draft(scope="*"))
+    active = service.approve(request.id, approver="UAPPROVER")
+    assert active.state is State.ACTIVE
+    assert active.decided_by == "UAPPROVER"
+    assert active.expires_at == clock.now() + timedelta(minutes=30)
+    grant = provider.grants[request.id]
+    assert grant.target.cluster_wide and grant.user == "alice@example.com"
+    actions = [e.action for e in service.store.audit_trail(request.id)]
+    assert actions == ["submitted", "approved", "granted"]
+
+
+def test_self_approval_is_refused_even_for_approvers(service: AccessService,
+                                                     provider: FakeProvider) -> None:
+    request = service.submit(draft(requester="USELFAPPROVER"))
+    with pytest.raises(NotAllowed, match="your own request"):
+        service.approve(request.id, approver="USELFAPPROVER")
+    with pytest.raises(NotAllowed, match="your own request"):
+        service.deny(request.id, approver="USELFAPPROVER")
+    assert provider.count("grant") == 0
+    assert service.store.get(request.id).state is State.PENDING  # type: ignore[union-attr]
+
+
+def test_non_approver_is_refused(service: AccessService, provider: FakeProvider) -> None:
+    request = service.submit(draft())
+    with pytest.raises(NotAllowed, match="Only approvers"):
+        service.approve(request.id, approver="URANDOM")
+    assert provider.count("grant") == 0
+
+
+def test_unknown_request(service: AccessService) -> None:
+    with pytest.raises(NotFound):
+        service.approve("req_01J8KZ4Q2M3N5P6R7S8T9VWXYZ", approver="UAPPROVER")
+
+
+def test_concurrent_approvals_grant_once(service: AccessService, provider: FakeProvider) -> None:
+    request = service.submit(draft())
+    barrier = threading.Barrier(20)
+    outcomes: list[str] = []
+
+    def click(approver: str) -> None:
+        barrier.wait()
+        try:
+            service.approve(request.id, approver=approver)
+            outcomes.append("won")
+        except Conflict:
+            outcomes.append("lost")
+
+    service.approvers.approvers |= {f"UA{i}" for i in range(20)}  # type: ignore[attr-defined]
+    threads = [threading.Thread(target=click, args=(f"UA{i}",)) for i in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert outcomes.count("won") == 1 and outcomes.count("lost") == 19
+    assert provider.count("grant") == 1
+
+
+def test_second_decision_is_a_conflict(service: AccessService) -> None:
+    request = service.submit(draft())
+    service.deny(request.id, approver="UAPPROVER", note="not now")
+    with pytest.raises(Conflict, match="already denied by UAPPROVER"):
+        service.approve(request.id, approver="UAPPROVER2")
+    denied = service.store.get(request.id)
+    assert denied is not None and denied.decision_note == "not now"
+
+
+def test_failed_grant_is_recorded_with_cause(service: AccessService,
+                                             provider: FakeProvider) -> None:
+    request = service.submit(draft())
+    provider.failing["grant"] = "forbidden: cannot bind"
+    with pytest.raises(GrantFailed, match="cannot bind"):
+        service.approve(request.id, approver="UAPPROVER")
+    failed = service.store.get(request.id)
+    assert failed is not None and failed.state is State.FAILED
+    assert failed.cause == "forbidden: cannot bind"
+
+
+def test_resume_approved_finishes_a_crashed_grant(service: AccessService,
+                                                  provider: FakeProvider) -> None:
+    request = service.submit(draft())
+    provider.failing["grant"] = "crash"
+    from bot.store import Transition  # simulate a crash between approve and grant
+    now = service.clock.now()
+    service.store.transition(request.id, Transition(
+        expected=State.PENDING, to=State.APPROVED, actor="UAPPROVER", at=now, action="approved",
+        changes={"decided_by": "UAPPROVER", "expires_at": now + request.duration}))
+    del provider.failing["grant"]
+    assert service.resume_approved() == 1
+    assert service.store.get(request.id).state is State.ACTIVE  # type: ignore[union-attr]
+
+
+def test_revoke_deletes_before_recording(service: AccessService, provider: FakeProvider) -> None:
+    request = service.submit(draft())
+    service.approve(request.id, approver="UAPPROVER")
+    with pytest.raises(NotAllowed):
+        service.revoke(request.id, actor="URANDOM")
+    provider.failing["revoke"] = "API server down"
+    with pytest.raises(ProviderError):
+        service.revoke(request.id, actor="UADMIN")
+    assert service.store.get(request.id).state is State.ACTIVE  # type: ignore[union-attr]
+    del provider.failing["revoke"]
+    revoked = service.revoke(request.id, actor="UREQ")
+    assert revoked.state is State.REVOKED and revoked.ended_by == "UREQ"
+    assert request.id not in provider.bindings
+    with pytest.raises(Conflict):
+        service.revoke(request.id, actor="UREQ")
+
+
+def test_cancel_only_by_requester(service: AccessService) -> None:
+    request = service.submit(draft())
+    with pytest.raises(NotAllowed):
+        service.cancel(request.id, actor="UAPPROVER")
+    assert service.cancel(request.id, actor="UREQ").state is State.CANCELLED
+
+
+def test_sweep_expires_on_time_and_retries_failed_deletes(
+    service: AccessService, provider: FakeProvider, clock: FakeClock
+) -> None:
+    request = service.submit(draft())
+    service.approve(request.id, approver="UAPPROVER")
+    clock.advance(minutes=29)
+    assert service.sweep().revoked == 0
+    clock.advance(minutes=2)
+    provider.failing["revoke"] = "timeout"
+    provider.failing["remove"] = "timeout"
+    result = service.sweep()
+    assert result.failed >= 1 and result.revoked == 0
+    assert service.store.get(request.id).state is State.ACTIVE  # type: ignore[union-attr]
+    provider.failing.clear()
+    result = service.sweep()
+    assert result.revoked == 1 and result.failed == 0
+    expired = service.store.get(request.id)
+    assert expired is not None and expired.state is State.EXPIRED and expired.cause == "expired"
+    assert request.id not in provider.bindings
+
+
+def test_sweep_deletes_expired_orphans(service: AccessService, provider: FakeProvider,
+                                       clock: FakeClock) -> None:
+    past, future = clock.now() - timedelta(minutes=1), clock.now() + timedelta(minutes=10)
+    provider.bindings["orphan"] = ManagedBinding("jitsudo-orphan", None, "default", past)
+    provider.bindings["noexpiry"] = ManagedBinding("jitsudo-noexpiry", None, None, None)
+    provider.bindings["young"] = ManagedBinding("jitsudo-young", None, "default", future)
+    result = service.sweep()
+    assert result.revoked == 2
+    assert set(provider.bindings) == {"young"}
+
+
+def test_sweep_detects_out_of_band_deletion(service: AccessService,
+                                            provider: FakeProvider) -> None:
+    request = service.submit(draft())
+    service.approve(request.id, approver="UAPPROVER")
+    del provider.bindings[request.id]  # kubectl delete
+    result = service.sweep()
+    assert result.drifted == 1
+    drifted = service.store.get(request.id)
+    assert drifted is not None and drifted.state is State.EXPIRED
+    assert drifted.cause == DRIFT_CAUSE
+
+
+def test_sweep_never_guesses_drift_when_cluster_is_down(service: AccessService,
+                                                        provider: FakeProvider) -> None:
+    request = service.submit(draft())
+    service.approve(request.id, approver="UAPPROVER")
+    provider.failing["list_managed"] = "connection refused"
+    provider.failing["is_active"] = "connection refused"
+    result = service.sweep()
+    assert result.drifted == 0 and result.failed == 1
+    assert service.store.get(request.id).state is State.ACTIVE  # type: ignore[union-attr]
+
+
+def test_sweep_removes_binding_of_an_ended_request(service: AccessService,
+                                                   provider: FakeProvider) -> None:
+    request = service.submit(draft())
+    service.approve(request.id, approver="UAPPROVER")
+    binding = provider.bindings[request.id]
+    service.revoke(request.id, actor="UREQ")
+    provider.bindings[request.id] = binding  # recreated by hand after the revoke
+    assert service.sweep().revoked == 1
+    assert request.id not in provider.bindings
+
+
+def test_pending_requests_time_out(service: AccessService, clock: FakeClock) -> None:
+    request = service.submit(draft())
+    clock.advance(minutes=59)
+    assert service.time_out_stale() == 0
+    clock.advance(minutes=2)
+    assert service.time_out_stale() == 1
+    assert service.store.get(request.id).state is State.TIMED_OUT  # type: ignore[union-attr]
+    with pytest.raises(Conflict, match="timed out"):
+        service.approve(request.id, approver="UAPPROVER")
