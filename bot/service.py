@@ -169,10 +169,17 @@ class AccessService:
             notice=Notice.CANCELLED,
         )
 
-    def resume_approved(self) -> int:
-        """Finish grants left approved-but-not-granted by a crash; returns how many."""
+    def resume_approved(self, *, older_than: timedelta = timedelta(seconds=30)) -> int:
+        """Finish grants left approved-but-not-granted by a crash; returns how many.
+
+        Only requests approved more than `older_than` ago: a younger one is still
+        being granted by the approver's own call.
+        """
+        cutoff = self.clock.now() - older_than
         finished = 0
         for request in self.store.find(states=[State.APPROVED]):
+            if request.decided_at is not None and request.decided_at > cutoff:
+                continue
             try:
                 self._grant(request)
                 finished += 1
@@ -217,6 +224,26 @@ class AccessService:
             else:
                 failed += 1
         return SweepResult(revoked=revoked, failed=failed)
+
+    def warn_due(self) -> int:
+        """Queue one expiry warning per grant, policy.expiry_warning before it ends."""
+        now = self.clock.now()
+        horizon = now + self.policy.expiry_warning
+        warned = 0
+        for request in self.store.find(states=[State.ACTIVE], expires_before=horizon):
+            if request.warned or (request.expires_at is not None and request.expires_at <= now):
+                continue
+            warned += self.store.update_fields(
+                request.id,
+                expected=State.ACTIVE,
+                changes={"warned": True},
+                only_if={"warned": False},
+                audit=(SYSTEM, "expiry_warning", now),
+                notice=Notice.EXPIRY_WARNING,
+            )
+        if warned:
+            self.notices_waiting()
+        return warned
 
     def time_out_stale(self) -> int:
         """Pending requests nobody reviewed within policy.request_ttl become timed_out."""

@@ -219,13 +219,17 @@ class Store:
         changes: dict[str, Any],
         audit: tuple[str, str, datetime] | None = None,
         notice: str | None = None,
+        only_if: dict[str, Any] | None = None,
     ) -> bool:
-        """A conditional change that keeps the state (warned flag, message ref, new expiry)."""
-        statement = (
-            sa.update(RequestRow)
-            .where(col(RequestRow.id) == request_id, col(RequestRow.state) == str(expected))
-            .values(**_to_columns(changes))
-        )
+        """A conditional change that keeps the state (warned flag, new expiry).
+
+        `only_if` adds column equalities to the WHERE, e.g. {"warned": False}.
+        """
+        conditions = [col(RequestRow.id) == request_id, col(RequestRow.state) == str(expected)]
+        conditions += [
+            getattr(RequestRow, name) == value for name, value in (only_if or {}).items()
+        ]
+        statement = sa.update(RequestRow).where(*conditions).values(**_to_columns(changes))
         with self._session() as session:
             if session.execute(statement).rowcount != 1:  # type: ignore[attr-defined]
                 session.rollback()

@@ -6,7 +6,9 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from slack_bolt import Ack, App, Respond
@@ -213,7 +215,9 @@ def test_response_url_replace_and_delete(client: WebClient, slack: SlackApiServe
 def bolt(slack: SlackApiServer) -> Iterator[tuple[SlackSender, list[str]]]:
     """A minimal Bolt app in HTTP mode behind waitress, wired to the stand-in."""
     hits: list[str] = []
-    app = App(signing_secret=SECRET, client=WebClient(token=TOKEN, base_url=slack.base_url))
+    executor = ThreadPoolExecutor(max_workers=4)  # drained at teardown, so no listener outlives
+    client = WebClient(token=TOKEN, base_url=slack.base_url)
+    app = App(signing_secret=SECRET, client=client, listener_executor=executor)
 
     @app.command("/jitsudo")
     def command(ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond) -> None:
@@ -243,6 +247,7 @@ def bolt(slack: SlackApiServer) -> Iterator[tuple[SlackSender, list[str]]]:
 
     with serve_wsgi(SlackRequestHandler(app)) as url:
         yield SlackSender(bot_url=f"{url}/slack/events", signing_secret=SECRET, slack=slack), hits
+        executor.shutdown(wait=True)
 
 
 def test_bolt_command_opens_modal_and_responds(
@@ -281,7 +286,7 @@ def test_bolt_action_and_view_submission(
 
 def test_bolt_rejects_forged_and_stale_signatures(bolt: tuple[SlackSender, list[str]]) -> None:
     sender, hits = bolt
-    body = b"command=%2Fjitsudo&text=request&user_id=U1&team_id=T0TEST"
+    body = urlencode(sender.command_form("/jitsudo", "request")).encode()
     forged = sender.raw(body, {**sender.sign(body), "X-Slack-Signature": "v0=" + "0" * 64})
     stale = sender.raw(body, sender.sign(body, timestamp=int(time.time()) - 301))
     unsigned = sender.raw(body, {})

@@ -1,0 +1,85 @@
+"""`jitsudo-bot serve | sweep | db upgrade | audit`: the operator's entry points."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+
+from bot.config import ConfigError, Settings, load_settings
+from bot.database import open_store
+
+log = logging.getLogger("bot")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="jitsudo-bot", description=__doc__)
+    parser.add_argument("--config", help="YAML config (default: $JITSUDO_CONFIG or ./jitsudo.yaml)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("serve", help="run the bot (Socket Mode or HTTP, per slack.mode)")
+    commands.add_parser("sweep", help="run the expiry sweeper once and print its counts")
+    db = commands.add_parser("db", help="database maintenance")
+    db.add_argument("action", choices=["upgrade"], help="apply migrations")
+    audit = commands.add_parser("audit", help="print the audit trail as JSON lines")
+    audit.add_argument("request_id", nargs="?", help="only this request")
+    args = parser.parse_args(argv)
+
+    from bot.logs import configure_logging
+
+    configure_logging(os.environ.get("JITSUDO_LOG_LEVEL", "INFO"))
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as error:
+        print(f"jitsudo-bot: {error}", file=sys.stderr)
+        return 2
+    if args.command == "db":
+        open_store(settings.database.url)
+        print("database is up to date")
+        return 0
+    if args.command == "audit":
+        return _audit(settings, args.request_id)
+    if args.command == "sweep":
+        return _sweep(settings)
+    return _serve(settings)
+
+
+def _audit(settings: Settings, request_id: str | None) -> int:
+    store = open_store(settings.database.url)
+    for event in store.audit_trail(request_id):
+        print(
+            json.dumps(
+                {
+                    "at": event.at.isoformat(),
+                    "actor": event.actor,
+                    "action": event.action,
+                    "request": event.request_id,
+                    "details": json.loads(event.details),
+                }
+            )
+        )
+    return 0
+
+
+def _sweep(settings: Settings) -> int:
+    from bot.wiring import build_bot
+
+    bot = build_bot(settings)
+    result = bot.service.sweep()
+    print(
+        json.dumps({"revoked": result.revoked, "drifted": result.drifted, "failed": result.failed})
+    )
+    bot.outbox.run_once()
+    return 0 if result.failed == 0 else 1
+
+
+def _serve(settings: Settings) -> int:
+    from bot.runner import serve
+
+    serve(settings)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,237 @@
+"""Bolt listeners: ack, extract plain values, call one service operation, render.
+
+Every listener acks first (Slack wants an answer within 3 seconds) and replies
+afterwards through respond() or the Web API; the one exception is a modal
+submission, whose validation errors must travel in the ack itself. Domain
+errors become messages in one place: `_reply_error`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from slack_bolt import Ack, App, Respond
+from slack_sdk import WebClient
+
+from bot.domain import InvalidInput, format_duration, parse_duration, parse_request_id
+from bot.errors import AccessError, GrantFailed
+from bot.service import AccessService, Draft
+from bot.slack import blocks, commands
+from bot.slack.people import People
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Deps:
+    service: AccessService
+    people: People
+
+
+def register(app: App, deps: Deps) -> None:
+    """Attach every /jitsudo command, button and modal handler to `app`."""
+    handlers = _Handlers(deps)
+    app.command("/jitsudo")(handlers.command)
+    app.action("approve")(handlers.approve_button)
+    app.action("deny")(handlers.deny_button)
+    app.action("revoke_now")(handlers.revoke_button)
+    app.view("request_modal")(handlers.request_modal)
+    app.view("deny_modal")(handlers.deny_modal)
+
+
+def user_message(error: AccessError) -> str:
+    """The one mapping from domain errors to what the user reads."""
+    return str(error)
+
+
+class _Handlers:
+    def __init__(self, deps: Deps) -> None:
+        self.service = deps.service
+        self.people = deps.people
+
+    # --- /jitsudo -----------------------------------------------------------
+
+    def command(
+        self, ack: Ack, command: dict[str, Any], respond: Respond, client: WebClient
+    ) -> None:
+        ack()
+        user = command["user_id"]
+        try:
+            parsed = commands.parse_command(command.get("text") or "")
+            if isinstance(parsed, commands.OpenRequestModal):
+                self._open_request_modal(client, command["trigger_id"])
+                return
+            respond(**_ephemeral(self._run(parsed, user)))
+        except (AccessError, InvalidInput) as error:
+            respond(
+                **_ephemeral(
+                    blocks.error_reply(
+                        user_message(error) if isinstance(error, AccessError) else str(error)
+                    )
+                )
+            )
+
+    def _run(self, parsed: commands.Command, user: str) -> blocks.Message:
+        service = self.service
+        simple: dict[type[Any], Callable[[Any], blocks.Message]] = {
+            commands.Help: lambda _: blocks.help_reply(),
+            commands.Status: lambda c: blocks.status_reply(service.get(c.request_id, viewer=user)),
+            commands.ListRequests: lambda _: blocks.list_reply(
+                service.mine(user),
+                service.awaiting(user) if service.approvers.is_approver(user) else None,
+            ),
+            commands.Revoke: lambda c: blocks.decision_reply(
+                service.revoke(c.request_id, actor=user)
+            ),
+            commands.Approve: lambda c: self._approve(c.request_id, user),
+            commands.Deny: lambda c: blocks.decision_reply(
+                service.deny(c.request_id, approver=user, note=c.reason)
+            ),
+            commands.Cancel: lambda c: blocks.decision_reply(
+                service.cancel(c.request_id, actor=user)
+            ),
+            commands.RequestAccess: lambda c: blocks.submitted_reply(self._submit(c, user)),
+        }
+        handler = simple.get(type(parsed))
+        if handler is None:
+            raise InvalidInput(f"`{type(parsed).__name__}` is not available yet.\n{commands.USAGE}")
+        return handler(parsed)
+
+    def _submit(self, parsed: commands.RequestAccess, user: str) -> Any:
+        draft = Draft(
+            requester=user,
+            k8s_user=self.people.kubernetes_user(user),
+            role=parsed.role,
+            scope=parsed.scope,
+            duration=parsed.duration,
+            reason=parsed.reason,
+        )
+        return self.service.submit(draft)
+
+    def _approve(self, request_id: str, user: str) -> blocks.Message:
+        try:
+            return blocks.decision_reply(self.service.approve(request_id, approver=user))
+        except GrantFailed:
+            request = self.service.store.get(request_id)
+            assert request is not None
+            return blocks.failed_for_approver(request)
+
+    def _open_request_modal(self, client: WebClient, trigger_id: str) -> None:
+        policy = self.service.policy
+        view = blocks.request_modal(
+            policy.roles, default_duration=format_duration(policy.default_duration)
+        )
+        client.views_open(trigger_id=trigger_id, view=view)
+
+    # --- buttons ------------------------------------------------------------
+
+    def approve_button(self, ack: Ack, body: dict[str, Any], respond: Respond) -> None:
+        ack()
+        user, request_id = body["user"]["id"], _action_value(body)
+        self._guarded(respond, lambda: self._approve(request_id, user))
+
+    def deny_button(
+        self, ack: Ack, body: dict[str, Any], respond: Respond, client: WebClient
+    ) -> None:
+        ack()
+        user, request_id = body["user"]["id"], _action_value(body)
+        request = self.service.store.get(request_id)
+        if request is not None and request.requester == user:
+            respond(
+                **_ephemeral(
+                    blocks.error_reply(
+                        "You cannot approve or deny your own request; another approver must."
+                    )
+                )
+            )
+            return
+        client.views_open(trigger_id=body["trigger_id"], view=blocks.deny_modal(request_id))
+
+    def revoke_button(self, ack: Ack, body: dict[str, Any], respond: Respond) -> None:
+        ack()
+        user, request_id = body["user"]["id"], _action_value(body)
+        self._guarded(
+            respond, lambda: blocks.decision_reply(self.service.revoke(request_id, actor=user))
+        )
+
+    def _guarded(self, respond: Respond, operation: Callable[[], blocks.Message]) -> None:
+        try:
+            reply = operation()
+        except (AccessError, InvalidInput) as error:
+            reply = blocks.error_reply(str(error))
+        respond(**_ephemeral(reply))
+
+    # --- modals -------------------------------------------------------------
+
+    def request_modal(self, ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        user = body["user"]["id"]
+        values = blocks.read_request_modal(body["view"]["state"]["values"])
+        try:
+            request = self.service.submit(self._modal_draft(user, values))
+        except (AccessError, InvalidInput) as error:
+            ack(response_action="errors", errors={_error_block(str(error)): str(error)[:150]})
+            return
+        ack()
+        _dm(client, user, blocks.submitted_reply(request))
+
+    def _modal_draft(self, user: str, values: dict[str, str | bool]) -> Draft:
+        scope = "*" if values.get("cluster_wide") else str(values.get("namespace") or "")
+        duration_text = str(values.get("duration") or "").strip()
+        return Draft(
+            requester=user,
+            k8s_user=self.people.kubernetes_user(user),
+            role=str(values.get("role") or ""),
+            scope=scope,
+            duration=parse_duration(duration_text) if duration_text else None,
+            reason=str(values.get("reason") or ""),
+        )
+
+    def deny_modal(self, ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        user = body["user"]["id"]
+        request_id = parse_request_id(body["view"]["private_metadata"])
+        note = blocks.read_deny_modal(body["view"]["state"]["values"])
+        try:
+            request = self.service.deny(request_id, approver=user, note=note)
+        except AccessError as error:
+            ack(response_action="errors", errors={blocks.DENY_REASON_BLOCK: str(error)[:150]})
+            return
+        ack()
+        _dm(client, user, blocks.decision_reply(request))
+
+
+def _action_value(body: dict[str, Any]) -> str:
+    return parse_request_id(str(body["actions"][0]["value"]))
+
+
+def _ephemeral(message: blocks.Message) -> dict[str, Any]:
+    return {
+        "text": message.text,
+        "blocks": message.blocks,
+        "response_type": "ephemeral",
+        "replace_original": False,
+    }
+
+
+def _dm(client: WebClient, user: str, message: blocks.Message) -> None:
+    channel = client.conversations_open(users=user)["channel"]["id"]
+    client.chat_postMessage(channel=channel, text=message.text, blocks=message.blocks)
+
+
+_ERROR_BLOCKS = (
+    ("duration", blocks.DURATION_BLOCK),
+    ("role", blocks.ROLE_BLOCK),
+    ("namespace", blocks.NAMESPACE_BLOCK),
+    ("reason", blocks.REASON_BLOCK),
+)
+
+
+def _error_block(message: str) -> str:
+    """Show a modal error next to the input it is about."""
+    lowered = message.lower()
+    for word, block_id in _ERROR_BLOCKS:
+        if word in lowered:
+            return block_id
+    return blocks.REASON_BLOCK

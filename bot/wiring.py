@@ -1,0 +1,82 @@
+"""The one wiring function: settings in, a runnable bot out.
+
+Called by the CLI and by the end-to-end tests, so both run the same graph.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from slack_bolt import App
+from slack_sdk import WebClient
+
+from bot.config import Settings
+from bot.database import open_store
+from bot.outbox import OutboxWorker
+from bot.policy import Policy
+from bot.ports import Clock, SystemClock
+from bot.providers.kubernetes import KubernetesProvider, api_client_from
+from bot.server import JitsudoWsgi
+from bot.service import AccessService
+from bot.slack import listeners
+from bot.slack.app import build_app, web_client
+from bot.slack.notifier import SlackNotifier
+from bot.slack.people import People
+from bot.store import Store
+
+
+@dataclass
+class Bot:
+    settings: Settings
+    store: Store
+    provider: KubernetesProvider
+    client: WebClient
+    people: People
+    service: AccessService
+    outbox: OutboxWorker
+    app: App
+
+    def wsgi(self) -> JitsudoWsgi:
+        return JitsudoWsgi(
+            self.app, readiness={"database": self.store.ping, "kubernetes": self.provider.ping}
+        )
+
+
+def build_bot(settings: Settings, *, clock: Clock | None = None) -> Bot:
+    clock = clock or SystemClock()
+    kubernetes = settings.kubernetes
+    store = open_store(settings.database.url)
+    provider = KubernetesProvider(
+        api_client_from(kubernetes.kubeconfig), managed_label=kubernetes.managed_label
+    )
+    client = web_client(settings)
+    people = People(client, identity=settings.identity, slack=settings.slack)
+    notifier = SlackNotifier(
+        client=client,
+        store=store,
+        provider=provider,
+        people=people,
+        clock=clock,
+        approval_channel=settings.slack.approval_channel,
+    )
+    outbox = OutboxWorker(store, notifier.deliver, clock)
+    service = AccessService(
+        store=store,
+        provider=provider,
+        approvers=people,
+        policy=Policy.from_settings(settings),
+        clock=clock,
+        default_namespace=kubernetes.default_namespace,
+        notices_waiting=outbox.wake,
+    )
+    app = build_app(settings, listeners.Deps(service=service, people=people), client)
+    return Bot(
+        settings=settings,
+        store=store,
+        provider=provider,
+        client=client,
+        people=people,
+        service=service,
+        outbox=outbox,
+        app=app,
+    )
