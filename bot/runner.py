@@ -49,7 +49,7 @@ def serve(settings: Settings) -> None:
             server.run()
         else:
             log.info("Socket Mode: connecting to Slack")
-            socket_mode_handler(bot).start()
+            socket_mode_handler(bot).start()  # type: ignore[no-untyped-call]
     finally:
         timers.stop()
         bot.outbox.stop()

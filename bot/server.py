@@ -10,9 +10,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import parse_qsl
 
-from slack_bolt import App
+from slack_bolt import App, BoltContext, BoltRequest, BoltResponse
 from slack_bolt.adapter.wsgi import SlackRequestHandler
+from slack_bolt.adapter.wsgi.http_request import WsgiHttpRequest
+from slack_bolt.request.internals import build_context
 from waitress.server import create_server
 
 log = logging.getLogger(__name__)
@@ -21,11 +24,31 @@ StartResponse = Callable[..., Any]
 Probe = Callable[[], None]
 
 
+class _SlackHandler(SlackRequestHandler):
+    """Bolt's WSGI adapter, fixed for slash commands whose text mentions "payload".
+
+    Bolt 1.30 parses any form body containing the word "payload" as an
+    interactive payload, so `/jitsudo request --reason "fix payload"` would reach
+    no listener. The raw body (and so the signature check) stays untouched.
+    """
+
+    def dispatch(self, request: WsgiHttpRequest) -> BoltResponse:
+        bolt_request = BoltRequest(
+            body=request.get_body(), query=request.query_string, headers=request.get_headers()
+        )
+        if not bolt_request.body and bolt_request.raw_body:
+            form = dict(parse_qsl(bolt_request.raw_body, keep_blank_values=True))
+            if "command" in form and "payload" not in form:
+                bolt_request.body = form
+                bolt_request.context = build_context(BoltContext({}), form)
+        return self.app.dispatch(bolt_request)
+
+
 class JitsudoWsgi:
     """Routes the three paths; everything else is 404."""
 
     def __init__(self, app: App, *, readiness: dict[str, Probe]) -> None:
-        self.slack = SlackRequestHandler(app)
+        self.slack = _SlackHandler(app)
         self.readiness = readiness
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:

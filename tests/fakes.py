@@ -47,8 +47,11 @@ class FakeProvider:
         self._maybe_fail("grant", grant.request_id)
         self.grants[grant.request_id] = grant
         self.bindings[grant.request_id] = ManagedBinding(
-            name=f"jitsudo-{grant.request_id.lower()}", request_id=grant.request_id,
-            namespace=grant.target.namespace, expires_at=grant.expires_at)
+            name=f"jitsudo-{grant.request_id.lower()}",
+            request_id=grant.request_id,
+            namespace=grant.target.namespace,
+            expires_at=grant.expires_at,
+        )
 
     def revoke(self, request_id: str, target: Target) -> None:
         self._maybe_fail("revoke", request_id)
@@ -67,8 +70,9 @@ class FakeProvider:
     def extend(self, request_id: str, target: Target, expires_at: datetime) -> None:
         self._maybe_fail("extend", request_id)
         found = self.bindings[request_id]
-        self.bindings[request_id] = ManagedBinding(found.name, found.request_id,
-                                                   found.namespace, expires_at)
+        self.bindings[request_id] = ManagedBinding(
+            found.name, found.request_id, found.namespace, expires_at
+        )
 
     def list_managed(self) -> Iterator[ManagedBinding]:
         self._maybe_fail("list_managed", "")
@@ -83,7 +87,9 @@ class FakeProvider:
 
 @dataclass
 class FakeDirectory:
-    approvers: set[str] = field(default_factory=lambda: {"UAPPROVER", "UAPPROVER2", "USELFAPPROVER"})
+    approvers: set[str] = field(
+        default_factory=lambda: {"UAPPROVER", "UAPPROVER2", "USELFAPPROVER"}
+    )
     admins: set[str] = field(default_factory=lambda: {"UADMIN"})
 
     def is_approver(self, user: str) -> bool:

@@ -38,9 +38,13 @@ def test_full_file_from_the_guide(tmp_path: Path) -> None:
 
 
 def test_secrets_come_from_the_environment_and_never_print() -> None:
-    env = {"SLACK_BOT_TOKEN": "xoxb-secret", "SLACK_SIGNING_SECRET": "shh",
-           "SLACK_APP_TOKEN": "xapp-secret", "SLACK_API_URL": "http://127.0.0.1:1/api/",
-           "DATABASE_URL": "postgresql://u@h/db"}
+    env = {
+        "SLACK_BOT_TOKEN": "xoxb-secret",
+        "SLACK_SIGNING_SECRET": "shh",
+        "SLACK_APP_TOKEN": "xapp-secret",
+        "SLACK_API_URL": "http://127.0.0.1:1/api/",
+        "DATABASE_URL": "postgresql://u@h/db",
+    }
     settings = parse_settings({"database": {"url": "sqlite:///x.db"}}, env)
     assert settings.secrets.slack_bot_token.get_secret_value() == "xoxb-secret"
     assert settings.secrets.slack_api_url == "http://127.0.0.1:1/api/"
@@ -57,16 +61,28 @@ def test_config_path_from_env(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("document", "key", "problem"),
     [
-        ({"providers": {"kubernetes": {"max_duration": "forever"}}},
-         "providers.kubernetes.max_duration", "not a duration"),
-        ({"providers": {"kubernetes": {"max_duration": 30}}},
-         "providers.kubernetes.max_duration", "duration string"),
-        ({"providers": {"kubernetes": {"kubeconfg": "/x"}}},
-         "providers.kubernetes.kubeconfg", "unknown key"),
+        (
+            {"providers": {"kubernetes": {"max_duration": "forever"}}},
+            "providers.kubernetes.max_duration",
+            "not a duration",
+        ),
+        (
+            {"providers": {"kubernetes": {"max_duration": 30}}},
+            "providers.kubernetes.max_duration",
+            "duration string",
+        ),
+        (
+            {"providers": {"kubernetes": {"kubeconfg": "/x"}}},
+            "providers.kubernetes.kubeconfg",
+            "unknown key",
+        ),
         ({"slack": {"mode": "websocket"}}, "slack.mode", "socket"),
         ({"slack": {"port": 70000}}, "slack.port", "65535"),
-        ({"policy": {"roles": {"edit": {"max_duration": "1x"}}}},
-         "policy.roles.edit.max_duration", "not a duration"),
+        (
+            {"policy": {"roles": {"edit": {"max_duration": "1x"}}}},
+            "policy.roles.edit.max_duration",
+            "not a duration",
+        ),
         ({"identity": {"source": "ldap"}}, "identity.source", "email"),
     ],
 )

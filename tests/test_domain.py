@@ -34,7 +34,9 @@ def test_request_ids_are_accepted_in_any_case() -> None:
     assert parse_request_id("REQ_" + request_id[4:].lower()) == request_id
 
 
-@pytest.mark.parametrize("text", ["", "req_", "req_123", "01J8KZ4Q2M3N5P6R7S8T9VWXYZ", "req_01J8KZ4Q2M3N5P6R7S8T9VWXYU"])
+@pytest.mark.parametrize(
+    "text", ["", "req_", "req_123", "01J8KZ4Q2M3N5P6R7S8T9VWXYZ", "req_01J8KZ4Q2M3N5P6R7S8T9VWXYU"]
+)
 def test_malformed_request_ids_are_refused(text: str) -> None:
     with pytest.raises(InvalidInput, match="not a request ID"):
         parse_request_id(text)
@@ -42,8 +44,15 @@ def test_malformed_request_ids_are_refused(text: str) -> None:
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("90s", 90), ("15m", 900), ("1h", 3600), ("1h30m", 5400), ("2h0m5s", 7205), ("1.5h", 5400),
-     ("30M", 1800)],
+    [
+        ("90s", 90),
+        ("15m", 900),
+        ("1h", 3600),
+        ("1h30m", 5400),
+        ("2h0m5s", 7205),
+        ("1.5h", 5400),
+        ("30M", 1800),
+    ],
 )
 def test_go_style_durations(text: str, seconds: int) -> None:
     assert parse_duration(text) == timedelta(seconds=seconds)
@@ -73,10 +82,20 @@ def test_empty_scope_means_default_namespace_then_cluster() -> None:
 
 
 def test_state_machine_matches_the_lifecycle() -> None:
-    assert TRANSITIONS[State.PENDING] == {State.APPROVED, State.DENIED, State.CANCELLED,
-                                          State.TIMED_OUT}
+    assert TRANSITIONS[State.PENDING] == {
+        State.APPROVED,
+        State.DENIED,
+        State.CANCELLED,
+        State.TIMED_OUT,
+    }
     assert TRANSITIONS[State.APPROVED] == {State.ACTIVE, State.FAILED}
     assert TRANSITIONS[State.ACTIVE] == {State.EXPIRED, State.REVOKED}
     finals = {state for state in State if state.is_final}
-    assert finals == {State.EXPIRED, State.REVOKED, State.DENIED, State.CANCELLED,
-                      State.TIMED_OUT, State.FAILED}
+    assert finals == {
+        State.EXPIRED,
+        State.REVOKED,
+        State.DENIED,
+        State.CANCELLED,
+        State.TIMED_OUT,
+        State.FAILED,
+    }

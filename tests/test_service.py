@@ -25,18 +25,32 @@ def provider() -> FakeProvider:
 def service(store: Store, provider: FakeProvider, clock: FakeClock) -> AccessService:
     policy = Policy(
         role_limits={"view": None, "edit": None, "cluster-admin": timedelta(minutes=30)},
-        default_duration=timedelta(hours=1), min_duration=timedelta(minutes=1),
-        provider_max=timedelta(hours=2), max_reason_length=100,
-        request_ttl=timedelta(hours=1), expiry_warning=timedelta(minutes=5),
+        default_duration=timedelta(hours=1),
+        min_duration=timedelta(minutes=1),
+        provider_max=timedelta(hours=2),
+        max_reason_length=100,
+        request_ttl=timedelta(hours=1),
+        expiry_warning=timedelta(minutes=5),
     )
-    return AccessService(store=store, provider=provider, approvers=FakeDirectory(),
-                         policy=policy, clock=clock, default_namespace="default")
+    return AccessService(
+        store=store,
+        provider=provider,
+        approvers=FakeDirectory(),
+        policy=policy,
+        clock=clock,
+        default_namespace="default",
+    )
 
 
 def draft(**changes: object) -> Draft:
-    values: dict[str, object] = {"requester": "UREQ", "k8s_user": "alice@example.com",
-                                 "role": "edit", "scope": "production",
-                                 "duration": timedelta(minutes=30), "reason": "scale"}
+    values: dict[str, object] = {
+        "requester": "UREQ",
+        "k8s_user": "alice@example.com",
+        "role": "edit",
+        "scope": "production",
+        "duration": timedelta(minutes=30),
+        "reason": "scale",
+    }
     values.update(changes)
     return Draft(**values)  # type: ignore[arg-type]
 
@@ -55,22 +69,26 @@ def test_submit_stores_pending_with_resolved_target(service: AccessService) -> N
         ({"role": "god"}, "not a grantable role"),
         ({"duration": timedelta(seconds=10)}, "shorter than the minimum 1m"),
         ({"duration": timedelta(hours=3)}, "longer than the maximum 2h"),
-        ({"role": "cluster-admin", "scope": "*", "duration": timedelta(hours=1)},
-         "maximum 30m for role cluster-admin"),
+        (
+            {"role": "cluster-admin", "scope": "*", "duration": timedelta(hours=1)},
+            "maximum 30m for role cluster-admin",
+        ),
         ({"reason": "  "}, "reason is required"),
         ({"reason": "x" * 101}, "keep it under 100"),
         ({"scope": "nope"}, "Namespace `nope` does not exist"),
     ],
 )
-def test_invalid_requests_change_nothing(service: AccessService, changes: dict[str, object],
-                                         message: str) -> None:
+def test_invalid_requests_change_nothing(
+    service: AccessService, changes: dict[str, object], message: str
+) -> None:
     with pytest.raises((InvalidInput, ProviderError), match=message):
         service.submit(draft(**changes))
     assert service.store.find() == []
 
 
-def test_approve_grants_until_expiry(service: AccessService, provider: FakeProvider,
-                                     clock: FakeClock) -> None:
+def test_approve_grants_until_expiry(
+    service: AccessService, provider: FakeProvider, clock: FakeClock
+) -> None:
     request = service.submit(draft(scope="*"))
     active = service.approve(request.id, approver="UAPPROVER")
     assert active.state is State.ACTIVE
@@ -82,8 +100,9 @@ def test_approve_grants_until_expiry(service: AccessService, provider: FakeProvi
     assert actions == ["submitted", "approved", "granted"]
 
 
-def test_self_approval_is_refused_even_for_approvers(service: AccessService,
-                                                     provider: FakeProvider) -> None:
+def test_self_approval_is_refused_even_for_approvers(
+    service: AccessService, provider: FakeProvider
+) -> None:
     request = service.submit(draft(requester="USELFAPPROVER"))
     with pytest.raises(NotAllowed, match="your own request"):
         service.approve(request.id, approver="USELFAPPROVER")
@@ -137,8 +156,9 @@ def test_second_decision_is_a_conflict(service: AccessService) -> None:
     assert denied is not None and denied.decision_note == "not now"
 
 
-def test_failed_grant_is_recorded_with_cause(service: AccessService,
-                                             provider: FakeProvider) -> None:
+def test_failed_grant_is_recorded_with_cause(
+    service: AccessService, provider: FakeProvider
+) -> None:
     request = service.submit(draft())
     provider.failing["grant"] = "forbidden: cannot bind"
     with pytest.raises(GrantFailed, match="cannot bind"):
@@ -148,16 +168,29 @@ def test_failed_grant_is_recorded_with_cause(service: AccessService,
     assert failed.cause == "forbidden: cannot bind"
 
 
-def test_resume_approved_finishes_a_crashed_grant(service: AccessService,
-                                                  provider: FakeProvider) -> None:
+def test_resume_approved_finishes_a_crashed_grant(
+    service: AccessService, provider: FakeProvider
+) -> None:
     request = service.submit(draft())
     provider.failing["grant"] = "crash"
     from bot.store import Transition  # simulate a crash between approve and grant
+
     now = service.clock.now()
-    service.store.transition(request.id, Transition(
-        expected=State.PENDING, to=State.APPROVED, actor="UAPPROVER", at=now, action="approved",
-        changes={"decided_by": "UAPPROVER", "decided_at": now,
-                 "expires_at": now + request.duration}))
+    service.store.transition(
+        request.id,
+        Transition(
+            expected=State.PENDING,
+            to=State.APPROVED,
+            actor="UAPPROVER",
+            at=now,
+            action="approved",
+            changes={
+                "decided_by": "UAPPROVER",
+                "decided_at": now,
+                "expires_at": now + request.duration,
+            },
+        ),
+    )
     del provider.failing["grant"]
     assert service.resume_approved() == 0  # too young: the approver's own call may be granting
     service.clock.advance(seconds=31)  # type: ignore[attr-defined]
@@ -210,8 +243,9 @@ def test_sweep_expires_on_time_and_retries_failed_deletes(
     assert request.id not in provider.bindings
 
 
-def test_sweep_deletes_expired_orphans(service: AccessService, provider: FakeProvider,
-                                       clock: FakeClock) -> None:
+def test_sweep_deletes_expired_orphans(
+    service: AccessService, provider: FakeProvider, clock: FakeClock
+) -> None:
     past, future = clock.now() - timedelta(minutes=1), clock.now() + timedelta(minutes=10)
     provider.bindings["orphan"] = ManagedBinding("jitsudo-orphan", None, "default", past)
     provider.bindings["noexpiry"] = ManagedBinding("jitsudo-noexpiry", None, None, None)
@@ -221,8 +255,7 @@ def test_sweep_deletes_expired_orphans(service: AccessService, provider: FakePro
     assert set(provider.bindings) == {"young"}
 
 
-def test_sweep_detects_out_of_band_deletion(service: AccessService,
-                                            provider: FakeProvider) -> None:
+def test_sweep_detects_out_of_band_deletion(service: AccessService, provider: FakeProvider) -> None:
     request = service.submit(draft())
     service.approve(request.id, approver="UAPPROVER")
     del provider.bindings[request.id]  # kubectl delete
@@ -233,8 +266,9 @@ def test_sweep_detects_out_of_band_deletion(service: AccessService,
     assert drifted.cause == DRIFT_CAUSE
 
 
-def test_sweep_never_guesses_drift_when_cluster_is_down(service: AccessService,
-                                                        provider: FakeProvider) -> None:
+def test_sweep_never_guesses_drift_when_cluster_is_down(
+    service: AccessService, provider: FakeProvider
+) -> None:
     request = service.submit(draft())
     service.approve(request.id, approver="UAPPROVER")
     provider.failing["list_managed"] = "connection refused"
@@ -244,8 +278,9 @@ def test_sweep_never_guesses_drift_when_cluster_is_down(service: AccessService,
     assert service.store.get(request.id).state is State.ACTIVE  # type: ignore[union-attr]
 
 
-def test_sweep_removes_binding_of_an_ended_request(service: AccessService,
-                                                   provider: FakeProvider) -> None:
+def test_sweep_removes_binding_of_an_ended_request(
+    service: AccessService, provider: FakeProvider
+) -> None:
     request = service.submit(draft())
     service.approve(request.id, approver="UAPPROVER")
     binding = provider.bindings[request.id]

@@ -273,12 +273,13 @@ def test_bolt_action_and_view_submission(
     assert slack.messages("C123")[0]["ts"] == ts
 
     client.views_open(trigger_id="t", view=MODAL)
-    values = {"role": {"role": {"type": "static_select", "selected_option": {"value": "edit"}}}}
+    option: dict[str, Any] = {"type": "static_select", "selected_option": {"value": "edit"}}
+    values = {"role": {"role": option}}
     assert sender.view_submission("request_modal", values, user="U1").status == 200
     slack.wait_for(lambda cs: len(slack.messages("C123")) == 2)
     assert slack.messages("C123")[1]["text"] == "U1:edit"
 
-    values["role"]["role"]["selected_option"]["value"] = "bad"
+    option["selected_option"] = {"value": "bad"}
     resp = sender.view_submission("request_modal", values, user="U1")
     assert resp.json() == {"response_action": "errors", "errors": {"role": "Unknown role"}}
     assert hits == ["approve:req_1", "view:edit", "view:bad"]

@@ -19,16 +19,30 @@ NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
 def _request(**changes: object) -> AccessRequest:
     base = AccessRequest(
-        id=new_request_id(), requester="U1", k8s_user="alice@example.com", provider="kubernetes",
-        role="edit", scope="production", namespace="production", duration=timedelta(minutes=30),
-        reason="scale", state=State.PENDING, created_at=NOW,
+        id=new_request_id(),
+        requester="U1",
+        k8s_user="alice@example.com",
+        provider="kubernetes",
+        role="edit",
+        scope="production",
+        namespace="production",
+        duration=timedelta(minutes=30),
+        reason="scale",
+        state=State.PENDING,
+        created_at=NOW,
     )
     return base.evolve(**changes)
 
 
 def _approve(actor: str) -> Transition:
-    return Transition(expected=State.PENDING, to=State.APPROVED, actor=actor, at=NOW,
-                      action="approved", changes={"decided_by": actor, "decided_at": NOW})
+    return Transition(
+        expected=State.PENDING,
+        to=State.APPROVED,
+        actor=actor,
+        at=NOW,
+        action="approved",
+        changes={"decided_by": actor, "decided_at": NOW},
+    )
 
 
 def test_round_trip_keeps_every_field_and_utc(store: Store) -> None:
@@ -52,8 +66,15 @@ def test_transition_applies_only_from_the_expected_state(store: Store) -> None:
 def test_transition_writes_audit_and_outbox_atomically(store: Store) -> None:
     request = _request()
     store.insert(request, actor="U1", notice=Notice.SUBMITTED)
-    move = Transition(expected=State.PENDING, to=State.DENIED, actor="U2", at=NOW,
-                      action="denied", changes={"decision_note": "no"}, notice=Notice.DENIED)
+    move = Transition(
+        expected=State.PENDING,
+        to=State.DENIED,
+        actor="U2",
+        at=NOW,
+        action="denied",
+        changes={"decision_note": "no"},
+        notice=Notice.DENIED,
+    )
     store.transition(request.id, move)
     store.transition(request.id, move)  # loses: no second event or notice
     trail = store.audit_trail(request.id)
@@ -102,7 +123,9 @@ def test_find_filters(store: Store) -> None:
     active = _request(state=State.ACTIVE, expires_at=NOW - timedelta(seconds=1), requester="U9")
     store.insert(old, actor="U1", notice=None)
     store.insert(active, actor="U9", notice=None)
-    assert [r.id for r in store.find(states=[State.PENDING], created_before=NOW - timedelta(hours=1))] == [old.id]
+    assert [
+        r.id for r in store.find(states=[State.PENDING], created_before=NOW - timedelta(hours=1))
+    ] == [old.id]
     assert [r.id for r in store.find(states=[State.ACTIVE], expires_before=NOW)] == [active.id]
     assert [r.id for r in store.find(requester="U9")] == [active.id]
 
@@ -110,8 +133,13 @@ def test_find_filters(store: Store) -> None:
 def test_update_fields_is_conditional(store: Store) -> None:
     request = _request(state=State.ACTIVE)
     store.insert(request, actor="U1", notice=None)
-    assert store.update_fields(request.id, expected=State.ACTIVE, changes={"warned": True},
-                               audit=("jitsudo", "warned", NOW), notice=Notice.EXPIRY_WARNING)
+    assert store.update_fields(
+        request.id,
+        expected=State.ACTIVE,
+        changes={"warned": True},
+        audit=("jitsudo", "warned", NOW),
+        notice=Notice.EXPIRY_WARNING,
+    )
     assert not store.update_fields(request.id, expected=State.PENDING, changes={"warned": False})
     loaded = store.get(request.id)
     assert loaded is not None and loaded.warned

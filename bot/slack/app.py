@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from slack_bolt import App
 from slack_sdk import WebClient
@@ -25,7 +26,6 @@ def build_app(settings: Settings, deps: listeners.Deps, client: WebClient) -> Ap
     """A sync Bolt app: listeners run on Bolt's thread pool after the ack is sent."""
     app = App(
         client=client,
-        token=settings.secrets.slack_bot_token.get_secret_value(),
         signing_secret=settings.secrets.slack_signing_secret.get_secret_value() or None,
         request_verification_enabled=settings.slack.mode == "http",
         process_before_response=False,
@@ -36,6 +36,16 @@ def build_app(settings: Settings, deps: listeners.Deps, client: WebClient) -> Ap
     return app
 
 
-def _on_error(error: Exception) -> None:
-    """The one handler for anything a listener did not expect: log it with its traceback."""
+def _on_error(error: Exception, respond: Any = None) -> None:
+    """The one handler for anything a listener did not expect: log it, tell the user."""
     log.error("unhandled error in a Slack listener", exc_info=error)
+    if respond is not None:
+        try:
+            respond(
+                text=":x: Something went wrong on the bot's side; an admin can find the "
+                "details in its logs. Nothing was changed unless a later message says so.",
+                response_type="ephemeral",
+                replace_original=False,
+            )
+        except Exception:  # noqa: BLE001  (the user cannot be told; already logged above)
+            log.warning("could not tell the user about the error")

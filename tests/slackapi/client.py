@@ -101,33 +101,31 @@ class SlackSender:
     def _channel_name(channel: str) -> str:
         return {"D": "directmessage", "G": "privategroup"}.get(channel[:1], channel.lower())
 
+    def command_form(
+        self, command: str, text: str = "", *, user: str = "U1", channel: str = "C1"
+    ) -> dict[str, str]:
+        """The form fields Slack posts for a slash command (also for hand-forged requests)."""
+        return {
+            "token": "verification-token-unused",
+            "team_id": TEAM_ID,
+            "team_domain": TEAM_DOMAIN,
+            "channel_id": channel,
+            "channel_name": self._channel_name(channel),
+            "user_id": user,
+            "user_name": self._user_name(user),
+            "command": command,
+            "text": text,
+            "api_app_id": APP_ID,
+            "is_enterprise_install": "false",
+            "response_url": self.slack.response_url(f"cmd-{next(self._seq)}", channel=channel),
+            "trigger_id": self.slack.trigger_id(),
+        }
+
     def command(
-        self,
-        command: str,
-        text: str = "",
-        *,
-        user: str = "U1",
-        channel: str = "C1",
+        self, command: str, text: str = "", *, user: str = "U1", channel: str = "C1"
     ) -> SenderResponse:
-        """A slash command, form-encoded with the fields Slack sends."""
-        n = next(self._seq)
-        return self.send_form(
-            {
-                "token": "verification-token-unused",
-                "team_id": TEAM_ID,
-                "team_domain": TEAM_DOMAIN,
-                "channel_id": channel,
-                "channel_name": self._channel_name(channel),
-                "user_id": user,
-                "user_name": self._user_name(user),
-                "command": command,
-                "text": text,
-                "api_app_id": APP_ID,
-                "is_enterprise_install": "false",
-                "response_url": self.slack.response_url(f"cmd-{n}", channel=channel),
-                "trigger_id": self.slack.trigger_id(),
-            }
-        )
+        """A signed slash command, form-encoded like Slack's."""
+        return self.send_form(self.command_form(command, text, user=user, channel=channel))
 
     def block_action(
         self,

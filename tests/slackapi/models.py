@@ -19,7 +19,7 @@ class SlackUser:
     id: str
     name: str
     email: str | None = None
-    tz: str = "UTC"
+    tz: str | None = "UTC"
     tz_offset: int = 0
     is_bot: bool = False
     deleted: bool = False

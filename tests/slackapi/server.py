@@ -22,6 +22,8 @@ from urllib.parse import parse_qsl, urlsplit
 from tests.slackapi.models import ApiError, Call, SlackUser
 from tests.slackapi.state import MAX_MESSAGE_BLOCKS, SlackState, check_blocks
 
+Answer = tuple[int, dict[str, Any], dict[str, str]]  # HTTP status, JSON body, extra headers
+
 # Fields WebClient (or a caller) may send as a JSON string inside form or JSON data.
 JSON_FIELDS = ("blocks", "attachments", "view", "metadata", "user_auth_blocks")
 
@@ -179,7 +181,7 @@ class SlackApiServer:
 
     # -- request handling (called from server threads) -----------------------
 
-    def handle_api(self, method: str, payload: dict[str, Any], auth: str) -> tuple[int, dict, dict]:
+    def handle_api(self, method: str, payload: dict[str, Any], auth: str) -> Answer:
         with self.lock:
             token = auth.removeprefix("Bearer ").strip() or str(payload.get("token", ""))
             payload.pop("token", None)
@@ -197,7 +199,7 @@ class SlackApiServer:
                 body = {"ok": False, "error": err.error}
             return self._record(method, payload, 200, body)
 
-    def handle_response_url(self, key: str, payload: dict[str, Any]) -> tuple[int, dict, dict]:
+    def handle_response_url(self, key: str, payload: dict[str, Any]) -> Answer:
         with self.lock:
             fault = self._take_fault("response_url")
             if fault is not None:
@@ -221,7 +223,7 @@ class SlackApiServer:
 
     def _fault_answer(
         self, method: str, payload: dict[str, Any], fault: _Fault, key: str | None = None
-    ) -> tuple[int, dict, dict]:
+    ) -> Answer:
         if fault.ok_false is not None:
             return self._record(method, payload, 200, {"ok": False, "error": fault.ok_false}, key)
         headers = {}
@@ -240,7 +242,7 @@ class SlackApiServer:
         body: dict[str, Any],
         key: str | None = None,
         headers: dict[str, str] | None = None,
-    ) -> tuple[int, dict, dict]:
+    ) -> Answer:
         error = None if body.get("ok") else str(body.get("error"))
         call = Call(method, payload, time.time(), status, error, key)
         self._calls.append(call)

@@ -7,13 +7,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import waitress
+from waitress.server import create_server
 
 
 @contextmanager
 def serve_wsgi(app: Any, *, threads: int = 4) -> Iterator[str]:
     """Yield the server's base URL (`http://127.0.0.1:PORT`) while it runs in a daemon thread."""
-    server: Any = waitress.create_server(app, host="127.0.0.1", port=0, threads=threads)
+    server: Any = create_server(app, host="127.0.0.1", port=0, threads=threads)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:

@@ -1,0 +1,205 @@
+"""The whole bot on loopback: Kubernetes and Slack stand-ins, the real wiring, HTTP mode.
+
+Slack's side of a test is a signed request over real HTTP (SlackSender); the
+bot's WebClient talks to the Slack stand-in, its kubernetes client to the
+Kubernetes stand-in, authorized by manifests/rbac.yaml.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from bot.config import parse_settings
+from bot.domain import AccessRequest
+from bot.ports import Clock
+from bot.runner import start_background
+from bot.scheduler import Timers
+from bot.server import make_http_server
+from bot.wiring import Bot, build_bot
+from tests.kubeapi import KubeApiServer
+from tests.slackapi import SlackApiServer, SlackSender, SlackUser
+
+SIGNING_SECRET = "test-signing-secret"
+BOT_TOKEN = "xoxb-test-token"
+BOT_USER = "system:serviceaccount:jitsudo:jitsudo-bot"
+APPROVAL_CHANNEL = "CAPPROVALS"
+REQUESTER, APPROVER, APPROVER2, OUTSIDER, ADMIN, NO_EMAIL = (
+    "UREQ",
+    "UAPPROVER",
+    "UAPPROVER2",
+    "UOUTSIDER",
+    "UADMIN",
+    "UNOEMAIL",
+)
+GROUP_MEMBER = "UGROUPIE"
+MANIFEST = Path(__file__).parent.parent / "manifests" / "rbac.yaml"
+T = TypeVar("T")
+
+
+def wait_until(predicate: Callable[[], T], *, timeout: float = 10.0, interval: float = 0.02) -> T:
+    """Poll to a deadline (never a fixed sleep); returns the first truthy value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        time.sleep(interval)
+
+
+@dataclass
+class Harness:
+    kube: KubeApiServer
+    slack: SlackApiServer
+    sender: SlackSender
+    bot: Bot
+    url: str
+    timers: Timers | None
+
+    def request(self, text: str, *, user: str = REQUESTER) -> AccessRequest:
+        """Run a /jitsudo request and return the stored request it created."""
+        before = {r.id for r in self.bot.store.find()}
+        response = self.sender.command("/jitsudo", text, user=user)
+        assert response.status == 200, response.body
+        return wait_until(
+            lambda: next((r for r in self.bot.store.find() if r.id not in before), None)
+        )
+
+    def approval_message(self, request_id: str) -> dict[str, Any]:
+        """The approval message as the channel shows it now."""
+
+        def find() -> dict[str, Any] | None:
+            for message in self.slack.messages(APPROVAL_CHANNEL):
+                if request_id in str(message.get("blocks")):
+                    return message
+            return None
+
+        return wait_until(find)
+
+    def dms_to(self, user: str) -> list[dict[str, Any]]:
+        return [
+            c.payload
+            for c in self.slack.calls_to("chat.postMessage")
+            if c.payload.get("channel") == f"D{user}"
+        ]
+
+    def replies(self) -> list[dict[str, Any]]:
+        return [c.payload for c in self.slack.calls_to("response_url")]
+
+
+def _users(slack: SlackApiServer) -> None:
+    for user_id, name in (
+        (REQUESTER, "alice"),
+        (APPROVER, "bob"),
+        (APPROVER2, "carol"),
+        (OUTSIDER, "mallory"),
+        (ADMIN, "root"),
+        (GROUP_MEMBER, "gina"),
+    ):
+        slack.add_user(
+            SlackUser(
+                id=user_id,
+                name=name,
+                email=f"{name}@example.com",
+                tz="Europe/Berlin",
+                tz_offset=3600,
+                is_bot=False,
+                deleted=False,
+            )
+        )
+    slack.add_user(
+        SlackUser(
+            id=NO_EMAIL,
+            name="noemail",
+            email=None,
+            tz=None,
+            tz_offset=0,
+            is_bot=False,
+            deleted=False,
+        )
+    )
+    slack.add_usergroup("SAPPROVERS", [GROUP_MEMBER])
+
+
+def settings_document(kubeconfig: Path, database: str, **policy: Any) -> dict[str, Any]:
+    return {
+        "slack": {
+            "mode": "http",
+            "port": 3000,
+            "approval_channel": APPROVAL_CHANNEL,
+            "approvers": [APPROVER, APPROVER2],
+            "approver_groups": ["SAPPROVERS"],
+            "admins": [ADMIN],
+        },
+        "providers": {"kubernetes": {"kubeconfig": str(kubeconfig), "max_duration": "2h"}},
+        "policy": {
+            "min_duration": "1s",
+            "roles": {
+                "view": {},
+                "edit": {},
+                "admin": {},
+                "cluster-admin": {"max_duration": "30m"},
+            },
+            **policy,
+        },
+        "scheduler": {"sweep_interval": "30s"},
+        "database": {"url": database},
+    }
+
+
+@contextmanager
+def running_bot(
+    tmp_path: Path,
+    *,
+    database: str | None = None,
+    clock: Clock | None = None,
+    timers: bool = False,
+    scheduler: dict[str, Any] | None = None,
+    **policy: Any,
+) -> Iterator[Harness]:
+    with ExitStack() as stack:
+        kube = stack.enter_context(KubeApiServer())
+        kube.apply_manifest(str(MANIFEST))
+        for namespace in ("production", "staging"):
+            kube.add_namespace(namespace)
+        token = kube.add_token(
+            BOT_USER, groups=["system:serviceaccounts", "system:serviceaccounts:jitsudo"]
+        )
+        kubeconfig = kube.write_kubeconfig(tmp_path / "kubeconfig", token=token)
+        slack = stack.enter_context(SlackApiServer(bot_token=BOT_TOKEN))
+        _users(slack)
+        document = settings_document(
+            Path(kubeconfig), database or f"sqlite:///{tmp_path}/jitsudo.db", **policy
+        )
+        if scheduler:
+            document["scheduler"] = scheduler
+        env = {
+            "SLACK_BOT_TOKEN": BOT_TOKEN,
+            "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+            "SLACK_API_URL": slack.base_url,
+        }
+        bot = build_bot(parse_settings(document, env), clock=clock)
+        background = None
+        if timers:
+            background = start_background(bot)
+            stack.callback(background.stop)
+        else:
+            bot.outbox.start()
+        stack.callback(bot.outbox.stop)
+        server: Any = make_http_server(bot.wsgi(), host="127.0.0.1", port=0, threads=24)
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        stack.callback(server.close)
+        url = f"http://127.0.0.1:{server.effective_port}"
+        sender = SlackSender(
+            bot_url=f"{url}/slack/events", signing_secret=SIGNING_SECRET, slack=slack
+        )
+        yield Harness(kube=kube, slack=slack, sender=sender, bot=bot, url=url, timers=background)
+        bot.store.engine.dispose()
