@@ -13,9 +13,11 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
@@ -81,6 +83,26 @@ def _failure(error: ApiException, doing: str) -> ProviderError:
     )
 
 
+@contextmanager
+def _calling(doing: str, *, absent: str | None = None) -> Iterator[None]:
+    """Map every client failure to ProviderError; `absent` names what a 404 means."""
+    try:
+        yield
+    except ApiException as error:
+        if error.status == 404 and absent is not None:
+            raise ProviderError(absent) from None
+        raise _failure(error, doing) from None
+    except (urllib3.exceptions.HTTPError, OSError) as error:
+        raise ProviderError(
+            f"Kubernetes API unreachable while trying to {doing} ({type(error).__name__})",
+            retryable=True,
+        ) from None
+
+
+def _is_not_found(error: ApiException) -> bool:
+    return bool(error.status == 404)
+
+
 class KubernetesProvider:
     """AccessProvider over the RBAC API, with the real kubernetes client."""
 
@@ -105,42 +127,40 @@ class KubernetesProvider:
                 f"`{namespace[:70]}` is not a valid namespace name (lower-case letters, digits "
                 "and '-', at most 63 characters); use \"*\" for cluster-wide."
             )
-        self._require(
-            lambda: self.rbac.read_cluster_role(grant.role, _request_timeout=TIMEOUT),
-            f"ClusterRole `{grant.role}` does not exist in the cluster.",
-        )
+        with _calling(
+            "read the role", absent=f"ClusterRole `{grant.role}` does not exist in the cluster."
+        ):
+            self.rbac.read_cluster_role(grant.role, _request_timeout=TIMEOUT)
         if namespace is not None:
-            self._require(
-                lambda: self.core.read_namespace(namespace, _request_timeout=TIMEOUT),
-                f"Namespace `{namespace}` does not exist in the cluster.",
-            )
-        try:
+            with _calling(
+                "read the namespace",
+                absent=f"Namespace `{namespace}` does not exist in the cluster.",
+            ):
+                self.core.read_namespace(namespace, _request_timeout=TIMEOUT)
+        with _calling(f"bind {grant.role} ({grant.target.describe()})"):
             self._create(grant, dry_run="All")
-        except ApiException as error:
-            raise _failure(error, f"bind {grant.role} ({grant.target.describe()})") from None
 
     def grant(self, grant: Grant) -> None:
         """Create the binding; an identical existing one is success, a different one an error."""
-        try:
-            self._create(grant)
-        except ApiException as error:
-            if error.status != 409:
-                raise _failure(error, "create the binding") from None
-            self._check_same(grant)
+        with _calling("create the binding"):
+            try:
+                self._create(grant)
+            except ApiException as error:
+                if error.status != 409:
+                    raise
+                self._check_same(grant)
 
     def extend(self, request_id: str, target: Target, expires_at: datetime) -> None:
         """Move the expiry annotation with a patch: nothing the user is doing is cut off."""
         patch = {"metadata": {"annotations": {EXPIRES_AT: format_expiry(expires_at)}}}
         name = binding_name(request_id)
-        try:
+        with _calling("extend the binding"):
             if target.namespace is None:
                 self.rbac.patch_cluster_role_binding(name, patch, _request_timeout=TIMEOUT)
             else:
                 self.rbac.patch_namespaced_role_binding(
                     name, target.namespace, patch, _request_timeout=TIMEOUT
                 )
-        except ApiException as error:
-            raise _failure(error, "extend the binding") from None
 
     # --- revoke -------------------------------------------------------------
 
@@ -151,12 +171,13 @@ class KubernetesProvider:
         self._delete(binding.name, binding.namespace)
 
     def is_active(self, request_id: str, target: Target) -> bool:
-        try:
-            self._read(binding_name(request_id), target.namespace)
-        except ApiException as error:
-            if error.status == 404:
-                return False
-            raise _failure(error, "read the binding") from None
+        with _calling("read the binding"):
+            try:
+                self._read(binding_name(request_id), target.namespace)
+            except ApiException as error:
+                if _is_not_found(error):
+                    return False
+                raise
         return True
 
     def list_managed(self) -> Iterator[ManagedBinding]:
@@ -168,10 +189,8 @@ class KubernetesProvider:
             yield from self._pages(lister)
 
     def describe_role(self, role: str) -> list[RoleRule]:
-        try:
+        with _calling(f"read ClusterRole {role}"):
             found = self.rbac.read_cluster_role(role, _request_timeout=TIMEOUT)
-        except ApiException as error:
-            raise _failure(error, f"read ClusterRole {role}") from None
         return [
             RoleRule(
                 api_groups=tuple(rule.api_groups or ()),
@@ -185,14 +204,10 @@ class KubernetesProvider:
 
     def ping(self) -> None:
         """Raise ProviderError unless the API server answers (readiness)."""
-        try:
+        with _calling("list bindings"):
             self.rbac.list_cluster_role_binding(
                 limit=1, label_selector=self._selector(), _request_timeout=TIMEOUT
             )
-        except ApiException as error:
-            raise _failure(error, "list bindings") from None
-        except OSError as error:
-            raise ProviderError(f"Kubernetes API unreachable: {error}", retryable=True) from None
 
     # --- helpers ------------------------------------------------------------
 
@@ -233,24 +248,22 @@ class KubernetesProvider:
 
     def _delete(self, name: str, namespace: str | None) -> None:
         """NotFound is success: the binding is gone either way."""
-        try:
-            if namespace is None:
-                self.rbac.delete_cluster_role_binding(name, _request_timeout=TIMEOUT)
-            else:
-                self.rbac.delete_namespaced_role_binding(name, namespace, _request_timeout=TIMEOUT)
-        except ApiException as error:
-            if error.status != 404:
-                raise _failure(error, f"delete binding {name}") from None
-        except OSError as error:
-            raise ProviderError(f"Kubernetes API unreachable: {error}", retryable=True) from None
+        with _calling(f"delete binding {name}"):
+            try:
+                if namespace is None:
+                    self.rbac.delete_cluster_role_binding(name, _request_timeout=TIMEOUT)
+                else:
+                    self.rbac.delete_namespaced_role_binding(
+                        name, namespace, _request_timeout=TIMEOUT
+                    )
+            except ApiException as error:
+                if not _is_not_found(error):
+                    raise
 
     def _check_same(self, grant: Grant) -> None:
         """Adopt an existing binding only if it grants exactly what was asked."""
         name = binding_name(grant.request_id)
-        try:
-            existing = self._read(name, grant.target.namespace)
-        except ApiException as error:
-            raise _failure(error, "read the existing binding") from None
+        existing = self._read(name, grant.target.namespace)
         same_role = (existing.role_ref.kind, existing.role_ref.name) == ("ClusterRole", grant.role)
         same_subjects = [(s.kind, s.name) for s in existing.subjects or []] == [
             ("User", grant.user)
@@ -261,26 +274,16 @@ class KubernetesProvider:
                 "jitsudo will not adopt it. Delete it or investigate who created it."
             )
 
-    def _require(self, read: Any, missing: str) -> None:
-        try:
-            read()
-        except ApiException as error:
-            if error.status == 404:
-                raise ProviderError(missing) from None
-            raise _failure(error, "check the request") from None
-
     def _pages(self, lister: Any) -> Iterator[ManagedBinding]:
         token: str | None = None
         while True:
-            try:
+            with _calling("list managed bindings"):
                 page = lister(
                     label_selector=self._selector(),
                     limit=PAGE_SIZE,
                     _continue=token,
                     _request_timeout=TIMEOUT,
                 )
-            except ApiException as error:
-                raise _failure(error, "list managed bindings") from None
             for item in page.items or []:
                 yield self._managed(item)
             token = page.metadata._continue if page.metadata else None

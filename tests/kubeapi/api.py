@@ -21,6 +21,7 @@ from .errors import (
     conflict,
     for_code,
     forbidden,
+    internal,
     invalid,
     method_not_allowed,
     not_found,
@@ -38,7 +39,6 @@ from .store import Store
 
 _DEFAULT_FAULT_MESSAGES = {
     429: "Too many requests, please try again later.",
-    500: "Internal error occurred: injected fault",
     503: "The server is currently unable to handle the request",
     504: "Timeout: request did not complete within the allotted timeout",
 }
@@ -114,6 +114,8 @@ class Api:
             return self._route(method, info, query, headers, body, user)
         except ApiError as exc:
             return Response(exc.code, exc.status_body, list(exc.headers.items()))
+        except Exception as exc:  # a stand-in bug: answer 500 rather than drop the connection
+            return Response(500, internal(f"{type(exc).__name__}: {exc}").status_body)
 
     def _authorize(self, user: UserInfo, info: RequestInfo, query: dict[str, str]) -> None:
         name = info.name
@@ -147,7 +149,9 @@ class Api:
                 return
             fault.remaining -= 1
         group, resource, name = info.group, info.resource, info.name
-        if fault.status == 404 and not fault.message:
+        if fault.status == 500:
+            err = internal(fault.message or "injected fault")
+        elif fault.status == 404 and not fault.message:
             err = not_found(resource, group, name)
         elif fault.status == 409 and not fault.message:
             err = conflict(resource, group, name)

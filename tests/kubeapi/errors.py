@@ -125,7 +125,9 @@ def method_not_allowed() -> ApiError:
 
 
 def internal(message: str) -> ApiError:
-    return ApiError(500, "InternalError", f"Internal error occurred: {message}", {"causes": []})
+    """``errors.NewInternalError``."""
+    details = {"causes": [{"message": message}]}
+    return ApiError(500, "InternalError", f"Internal error occurred: {message}", details)
 
 
 def unknown(code: int, message: str) -> ApiError:

@@ -11,10 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from .decode import decode_object
-from .errors import JSON, invalid, path_not_found
+from .errors import JSON, FieldError, invalid, invalid_value, path_not_found
 from .rbac import Attributes, Authorizer, UserInfo
 from .resources import RESOURCES, Resource
-from .validation import validate_review
 
 KUBE_VERSION = {
     "major": "1",
@@ -31,6 +30,35 @@ KUBE_VERSION = {
     "compiler": "gc",
     "platform": "linux/amd64",
 }
+
+
+def validate_review(resource: Resource, spec: JSON) -> list[FieldError]:
+    """(Self)SubjectAccessReview spec checks."""
+    errs: list[FieldError] = []
+    has_res, has_nonres = (
+        bool(spec.get("resourceAttributes")),
+        bool(spec.get("nonResourceAttributes")),
+    )
+    if has_res == has_nonres:
+        value: Any = spec.get("resourceAttributes")
+        errs.append(
+            invalid_value(
+                "spec.resourceAttributes",
+                value,
+                "exactly one of nonResourceAttributes or resourceAttributes must be specified",
+            )
+        )
+    if (
+        resource.plural == "subjectaccessreviews"
+        and not spec.get("user")
+        and not spec.get("groups")
+    ):
+        errs.append(
+            invalid_value(
+                "spec.user", spec.get("user", ""), "at least one of user or group must be specified"
+            )
+        )
+    return errs
 
 
 def review(authorizer: Authorizer, resource: Resource, user: UserInfo, body: Any) -> JSON:

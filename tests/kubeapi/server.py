@@ -141,7 +141,7 @@ class KubeApiServer:
         return token
 
     def write_kubeconfig(
-        self, path: str | Path, *, token: str | None = None, namespace: str = "default"
+        self, path: str | Path, token: str | None = None, *, namespace: str = "default"
     ) -> Path:
         """A kubeconfig for the real client: one cluster, user and current context."""
         path = Path(path)

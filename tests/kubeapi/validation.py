@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any
 
 from .errors import (
     JSON,
@@ -289,33 +288,4 @@ def validate(resource: Resource, obj: JSON, old: JSON | None = None) -> list[Fie
                     "roleRef", _role_ref_repr(obj.get("roleRef", {})), "cannot change roleRef"
                 )
             )
-    return errs
-
-
-def validate_review(resource: Resource, spec: JSON) -> list[FieldError]:
-    """(Self)SubjectAccessReview spec checks."""
-    errs: list[FieldError] = []
-    has_res, has_nonres = (
-        bool(spec.get("resourceAttributes")),
-        bool(spec.get("nonResourceAttributes")),
-    )
-    if has_res == has_nonres:
-        value: Any = spec.get("resourceAttributes")
-        errs.append(
-            invalid_value(
-                "spec.resourceAttributes",
-                value,
-                "exactly one of nonResourceAttributes or resourceAttributes must be specified",
-            )
-        )
-    if (
-        resource.plural == "subjectaccessreviews"
-        and not spec.get("user")
-        and not spec.get("groups")
-    ):
-        errs.append(
-            invalid_value(
-                "spec.user", spec.get("user", ""), "at least one of user or group must be specified"
-            )
-        )
     return errs
