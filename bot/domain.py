@@ -31,6 +31,7 @@ class State(StrEnum):
     CANCELLED = "cancelled"
     TIMED_OUT = "timed_out"
     FAILED = "failed"
+    EXTENDED = "extended"  # an approved extension, applied to the grant it extends
 
     @property
     def is_final(self) -> bool:
@@ -39,7 +40,7 @@ class State(StrEnum):
 
 TRANSITIONS: dict[State, frozenset[State]] = {
     State.PENDING: frozenset({State.APPROVED, State.DENIED, State.CANCELLED, State.TIMED_OUT}),
-    State.APPROVED: frozenset({State.ACTIVE, State.FAILED}),
+    State.APPROVED: frozenset({State.ACTIVE, State.FAILED, State.EXTENDED}),
     State.ACTIVE: frozenset({State.EXPIRED, State.REVOKED}),
     State.EXPIRED: frozenset(),
     State.REVOKED: frozenset(),
@@ -47,6 +48,7 @@ TRANSITIONS: dict[State, frozenset[State]] = {
     State.CANCELLED: frozenset(),
     State.TIMED_OUT: frozenset(),
     State.FAILED: frozenset(),
+    State.EXTENDED: frozenset(),
 }
 
 

@@ -103,6 +103,29 @@ class AccessService:
         self.notices_waiting()
         return request
 
+    def request_extension(
+        self, parent_id: str, *, requester: str, duration: timedelta, reason: str
+    ) -> AccessRequest:
+        """File a linked request for more time on an active grant; approved like any other."""
+        parent = self._load(parent_id)
+        if parent.requester != requester:
+            raise NotAllowed("Only the person who holds this grant can ask to extend it.")
+        if parent.state is not State.ACTIVE:
+            raise Conflict(f"{parent.id} is {parent.state}, not active; request new access.")
+        self.policy.check_duration(parent.role, duration)
+        request = parent.evolve(
+            id=new_request_id(),
+            duration=duration,
+            reason=self.policy.check_reason(reason),
+            state=State.PENDING,
+            created_at=self.clock.now(),
+            extends=parent.id,
+            **_UNDECIDED,
+        )
+        self.store.insert(request, actor=requester, notice=Notice.SUBMITTED)
+        self.notices_waiting()
+        return request
+
     def get(self, request_id: str, *, viewer: str) -> AccessRequest:
         request = self._load(request_id)
         if not rules.can_view(request, viewer, self.approvers):
@@ -137,6 +160,8 @@ class AccessService:
                 "expires_at": now + request.duration,
             },
         )
+        if approved.extends:
+            return self._apply_extension(approved)
         return self._grant(approved)
 
     def deny(self, request_id: str, *, approver: str, note: str = "") -> AccessRequest:
@@ -342,6 +367,39 @@ class AccessService:
             request, State.ACTIVE, {"granted_at": self.clock.now()}, Notice.GRANTED
         )
 
+    def _apply_extension(self, extension: AccessRequest) -> AccessRequest:
+        """Move the parent's expiry: patch the annotation first, then the database.
+
+        The annotation goes first so the sweeper never sees a binding whose
+        annotation says it expired while the database says it has not.
+        """
+        assert extension.extends is not None and extension.expires_at is not None
+        parent = self._load(extension.extends)
+        new_expiry = max(extension.expires_at, parent.expires_at or extension.expires_at)
+        try:
+            if parent.state is not State.ACTIVE:
+                raise ProviderError(f"{parent.id} is {parent.state}; there is nothing to extend")
+            self.provider.extend(parent.id, parent.target, new_expiry)
+        except ProviderError as error:
+            self._finish_grant(extension, State.FAILED, {"cause": str(error)}, Notice.FAILED)
+            raise GrantFailed(f"Approved, but the extension failed: {error}") from error
+        moved = self.store.update_fields(
+            parent.id,
+            expected=State.ACTIVE,
+            changes={"expires_at": new_expiry, "warned": False},
+            audit=(extension.decided_by or SYSTEM, "extended", self.clock.now()),
+        )
+        if not moved:
+            cause = f"{parent.id} ended before the extension was applied"
+            self._finish_grant(extension, State.FAILED, {"cause": cause}, Notice.FAILED)
+            raise GrantFailed(f"Approved, but {cause}.")
+        return self._finish_grant(
+            extension,
+            State.EXTENDED,
+            {"expires_at": new_expiry, "granted_at": self.clock.now()},
+            Notice.EXTENDED,
+        )
+
     def _finish_grant(
         self, request: AccessRequest, to: State, changes: dict[str, Any], notice: Notice
     ) -> AccessRequest:
@@ -352,7 +410,9 @@ class AccessService:
                 to=to,
                 actor=request.decided_by or SYSTEM,
                 at=self.clock.now(),
-                action="granted" if to is State.ACTIVE else "grant_failed",
+                action={State.ACTIVE: "granted", State.EXTENDED: "extension_applied"}.get(
+                    to, "grant_failed"
+                ),
                 changes=changes,
                 notice=notice,
             ),
@@ -416,6 +476,18 @@ class AccessService:
             log.warning("could not check %s: %s", request.id, error)
             return True
 
+
+_UNDECIDED: dict[str, object] = {
+    "decided_by": None,
+    "decided_at": None,
+    "decision_note": None,
+    "granted_at": None,
+    "expires_at": None,
+    "ended_at": None,
+    "ended_by": None,
+    "cause": None,
+    "warned": False,
+}
 
 _FROM_PENDING = {State.APPROVED, State.DENIED, State.CANCELLED, State.TIMED_OUT}
 

@@ -58,6 +58,7 @@ def build_bot(settings: Settings, *, clock: Clock | None = None) -> Bot:
         people=people,
         clock=clock,
         approval_channel=settings.slack.approval_channel,
+        request_ttl=settings.policy.request_ttl,
     )
     outbox = OutboxWorker(store, notifier.deliver, clock)
     service = AccessService(

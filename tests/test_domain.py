@@ -88,7 +88,7 @@ def test_state_machine_matches_the_lifecycle() -> None:
         State.CANCELLED,
         State.TIMED_OUT,
     }
-    assert TRANSITIONS[State.APPROVED] == {State.ACTIVE, State.FAILED}
+    assert TRANSITIONS[State.APPROVED] == {State.ACTIVE, State.FAILED, State.EXTENDED}
     assert TRANSITIONS[State.ACTIVE] == {State.EXPIRED, State.REVOKED}
     finals = {state for state in State if state.is_final}
     assert finals == {
@@ -98,4 +98,5 @@ def test_state_machine_matches_the_lifecycle() -> None:
         State.CANCELLED,
         State.TIMED_OUT,
         State.FAILED,
+        State.EXTENDED,
     }

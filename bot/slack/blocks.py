@@ -115,6 +115,7 @@ __all__ = [
     "expiry_warning_dm",
     "extend_modal",
     "extend_modal_errors",
+    "extended_dm",
     "failed_dm",
     "failed_for_approver",
     "granted_dm",
@@ -221,6 +222,23 @@ def timed_out_dm(request: AccessRequest, *, request_ttl: timedelta | None = None
 def cancelled_dm(request: AccessRequest) -> Message:
     text = f"🚫 You cancelled your request for {grant_text(request)}."
     return _dm(f"Your request for {plain_grant(request)} was cancelled", text, _footnote(request))
+
+
+def extended_dm(request: AccessRequest, *, tz: str | None) -> Message:
+    """The extension was approved: the same binding now lasts longer."""
+    until = utc(request.expires_at)
+    local = local_time(request.expires_at, tz) if request.expires_at else None
+    if local:
+        until += f" ({local}, {one_line(tz or '', 60)})"
+    text = (
+        f"✅ {who(request.decided_by)} approved your extension: your {grant_text(request)} "
+        f"({code(request.extends or '')}) now lasts until *{until}*. Nothing was interrupted."
+    )
+    return _dm(
+        f"Your {plain_grant(request)} now lasts until {utc(request.expires_at)}",
+        text,
+        _footnote(request),
+    )
 
 
 def expiry_warning_dm(request: AccessRequest, *, now: datetime) -> Message:

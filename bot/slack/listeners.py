@@ -38,8 +38,10 @@ def register(app: App, deps: Deps) -> None:
     app.action("approve")(handlers.approve_button)
     app.action("deny")(handlers.deny_button)
     app.action("revoke_now")(handlers.revoke_button)
+    app.action("extend")(handlers.extend_button)
     app.view("request_modal")(handlers.request_modal)
     app.view("deny_modal")(handlers.deny_modal)
+    app.view("extend_modal")(handlers.extend_modal)
 
 
 def user_message(error: AccessError) -> str:
@@ -94,6 +96,11 @@ class _Handlers:
                 service.cancel(c.request_id, actor=user)
             ),
             commands.RequestAccess: lambda c: blocks.submitted_reply(self._submit(c, user)),
+            commands.Extend: lambda c: blocks.submitted_reply(
+                service.request_extension(
+                    c.request_id, requester=user, duration=c.duration, reason=c.reason
+                )
+            ),
         }
         handler = simple.get(type(parsed))
         if handler is None:
@@ -169,6 +176,10 @@ class _Handlers:
     def request_modal(self, ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         user = body["user"]["id"]
         values = blocks.read_request_modal(body["view"]["state"]["values"])
+        errors = blocks.request_modal_errors(values)
+        if errors:
+            ack(response_action="errors", errors=errors)
+            return
         try:
             request = self.service.submit(self._modal_draft(user, values))
         except (AccessError, InvalidInput) as error:
@@ -178,7 +189,7 @@ class _Handlers:
         _dm(client, user, blocks.submitted_reply(request))
 
     def _modal_draft(self, user: str, values: dict[str, str | bool]) -> Draft:
-        scope = "*" if values.get("cluster_wide") else str(values.get("namespace") or "")
+        scope = str(values.get("scope") or "")
         duration_text = str(values.get("duration") or "").strip()
         return Draft(
             requester=user,
@@ -188,6 +199,37 @@ class _Handlers:
             duration=parse_duration(duration_text) if duration_text else None,
             reason=str(values.get("reason") or ""),
         )
+
+    def extend_button(self, ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        ack()
+        default = format_duration(self.service.policy.default_duration)
+        view = blocks.extend_modal(_action_value(body), default_duration=default)
+        client.views_open(trigger_id=body["trigger_id"], view=view)
+
+    def extend_modal(self, ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        user = body["user"]["id"]
+        values = blocks.read_extend_modal(body["view"]["state"]["values"])
+        errors = blocks.extend_modal_errors(values)
+        if errors:
+            ack(response_action="errors", errors=errors)
+            return
+        try:
+            request = self.service.request_extension(
+                parse_request_id(body["view"]["private_metadata"]),
+                requester=user,
+                duration=parse_duration(values["duration"]),
+                reason=values["reason"],
+            )
+        except (AccessError, InvalidInput) as error:
+            block = (
+                blocks.EXTEND_DURATION_BLOCK
+                if "uration" in str(error)
+                else (blocks.EXTEND_REASON_BLOCK)
+            )
+            ack(response_action="errors", errors={block: str(error)[:150]})
+            return
+        ack()
+        _dm(client, user, blocks.submitted_reply(request))
 
     def deny_modal(self, ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         user = body["user"]["id"]

@@ -259,7 +259,8 @@ def request_message(
 
 def _title(request: AccessRequest) -> str:
     where = "CLUSTER-WIDE" if request.namespace is None else f"in {escape(request.namespace, 63)}"
-    return escape(f"Access request: {request.role}", HEADER_LIMIT - 70) + f" {where}"
+    kind = "Extension request" if request.extends else "Access request"
+    return escape(f"{kind}: {request.role}", HEADER_LIMIT - 70) + f" {where}"
 
 
 def request_fields(request: AccessRequest) -> list[str]:
@@ -269,7 +270,8 @@ def request_fields(request: AccessRequest) -> list[str]:
         f"*Kubernetes user*\n{code(request.k8s_user, 250)}",
         f"*Role*\n{code(request.role)}",
         f"*Scope*\n{scope_text(request)}",
-        f"*Duration*\n{format_duration(request.duration)}",
+        f"*Duration*\n{format_duration(request.duration)}"
+        + (f" more, extending {code(request.extends)}" if request.extends else ""),
         f"*Request ID*\n{code(request.id)}",
     ]
 
@@ -349,4 +351,8 @@ _OUTCOMES: dict[State, Callable[[AccessRequest], str]] = {
     State.REVOKED: lambda r: f"⏹ Revoked by {who(r.ended_by)} at {slack_time(r.ended_at)}",
     State.EXPIRED: _expired,
     State.CANCELLED: lambda r: f"🚫 Cancelled by the requester at {slack_time(r.ended_at)}",
+    State.EXTENDED: lambda r: (
+        f"✅ Extension approved by {who(r.decided_by)} at {slack_time(r.decided_at)}"
+        f" · {code(r.extends or '')} now lasts until {slack_time(r.expires_at)}"
+    ),
 }

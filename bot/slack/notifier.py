@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import timedelta
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -32,7 +33,6 @@ _DMS: dict[Notice, DmBuilder] = {
     Notice.REVOKED: blocks.revoked_dm,
     Notice.EXPIRED: blocks.expired_dm,
     Notice.DRIFTED: blocks.drifted_dm,
-    Notice.TIMED_OUT: blocks.timed_out_dm,
 }
 
 
@@ -48,6 +48,7 @@ class SlackNotifier:
         people: People,
         clock: Clock,
         approval_channel: str,
+        request_ttl: timedelta | None = None,
     ) -> None:
         self.client = client
         self.store = store
@@ -55,6 +56,7 @@ class SlackNotifier:
         self.people = people
         self.clock = clock
         self.approval_channel = approval_channel
+        self.request_ttl = request_ttl
 
     def deliver(self, notice: OutboxNotice) -> None:
         request = self.store.get(notice.request_id)
@@ -77,12 +79,22 @@ class SlackNotifier:
         if kind is Notice.GRANTED:
             tz = self.people.timezone(request.requester)
             self._dm(request, blocks.granted_dm(request, tz=tz))
+        elif kind is Notice.EXTENDED:
+            parent = self.store.get(request.extends or "")
+            if parent is not None:
+                self._show_in_channel(parent)
+            tz = self.people.timezone(request.requester)
+            self._dm(request, blocks.extended_dm(request, tz=tz))
+        elif kind is Notice.TIMED_OUT:
+            self._dm(request, blocks.timed_out_dm(request, request_ttl=self.request_ttl))
         elif kind in _DMS:
             self._dm(request, _DMS[kind](request))
 
     def _show_in_channel(self, request: AccessRequest) -> None:
         """Post the approval message once; afterwards update it in place."""
-        message = blocks.request_message(request, rules=self._rules(request.role))
+        message = blocks.request_message(
+            request, rules=self._rules(request.role), request_ttl=self.request_ttl
+        )
         where = self.store.message_of(request.id)
         if where is None:
             response = self.client.chat_postMessage(
