@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from bot.config import parse_settings
+from bot.config import Settings, parse_settings
 from bot.domain import AccessRequest
 from bot.ports import Clock
 from bot.runner import start_background
@@ -58,10 +58,42 @@ def wait_until(predicate: Callable[[], T], *, timeout: float = 10.0, interval: f
 class Harness:
     kube: KubeApiServer
     slack: SlackApiServer
-    sender: SlackSender
-    bot: Bot
-    url: str
-    timers: Timers | None
+    settings: Settings
+    clock: Clock | None
+    with_timers: bool
+    running: _RunningBot | None = None
+
+    def start(self) -> None:
+        self.running = _RunningBot(self.settings, clock=self.clock, timers=self.with_timers)
+
+    def stop(self) -> None:
+        if self.running is not None:
+            self.running.stop()
+            self.running = None
+
+    def restart(self) -> None:
+        """A new bot on the same database and stand-ins, as after a crash or a deploy."""
+        self.stop()
+        self.start()
+
+    @property
+    def bot(self) -> Bot:
+        assert self.running is not None, "the bot is stopped"
+        return self.running.bot
+
+    @property
+    def url(self) -> str:
+        assert self.running is not None, "the bot is stopped"
+        return self.running.url
+
+    @property
+    def timers(self) -> Timers | None:
+        return self.running.timers if self.running else None
+
+    @property
+    def sender(self) -> SlackSender:
+        assert self.running is not None, "the bot is stopped"
+        return self.running.sender(self.slack)
 
     def request(self, text: str, *, user: str = REQUESTER) -> AccessRequest:
         """Run a /jitsudo request and return the stored request it created."""
@@ -154,6 +186,34 @@ def settings_document(kubeconfig: Path, database: str, **policy: Any) -> dict[st
     }
 
 
+class _RunningBot:
+    """One bot process-equivalent: wiring, timers or outbox, and its HTTP server."""
+
+    def __init__(self, settings: Settings, *, clock: Clock | None, timers: bool) -> None:
+        self.bot = build_bot(settings, clock=clock)
+        self.timers = start_background(self.bot) if timers else None
+        if self.timers is None:
+            self.bot.outbox.start()
+        self.server: Any = make_http_server(self.bot.wsgi(), host="127.0.0.1", port=0, threads=24)
+        threading.Thread(target=self.server.run, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.effective_port}"
+        self._sender: SlackSender | None = None
+
+    def sender(self, slack: SlackApiServer) -> SlackSender:
+        if self._sender is None:
+            self._sender = SlackSender(
+                bot_url=f"{self.url}/slack/events", signing_secret=SIGNING_SECRET, slack=slack
+            )
+        return self._sender
+
+    def stop(self) -> None:
+        self.server.close()
+        if self.timers is not None:
+            self.timers.stop()
+        self.bot.outbox.stop()
+        self.bot.store.engine.dispose()
+
+
 @contextmanager
 def running_bot(
     tmp_path: Path,
@@ -185,21 +245,13 @@ def running_bot(
             "SLACK_SIGNING_SECRET": SIGNING_SECRET,
             "SLACK_API_URL": slack.base_url,
         }
-        bot = build_bot(parse_settings(document, env), clock=clock)
-        background = None
-        if timers:
-            background = start_background(bot)
-            stack.callback(background.stop)
-        else:
-            bot.outbox.start()
-        stack.callback(bot.outbox.stop)
-        server: Any = make_http_server(bot.wsgi(), host="127.0.0.1", port=0, threads=24)
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        stack.callback(server.close)
-        url = f"http://127.0.0.1:{server.effective_port}"
-        sender = SlackSender(
-            bot_url=f"{url}/slack/events", signing_secret=SIGNING_SECRET, slack=slack
+        harness = Harness(
+            kube=kube,
+            slack=slack,
+            settings=parse_settings(document, env),
+            clock=clock,
+            with_timers=timers,
         )
-        yield Harness(kube=kube, slack=slack, sender=sender, bot=bot, url=url, timers=background)
-        bot.store.engine.dispose()
+        harness.start()
+        stack.callback(harness.stop)
+        yield harness
