@@ -20,6 +20,7 @@ from tests.harness import BOT_USER, MANIFEST
 from tests.kubeapi import KubeApiServer
 
 RBAC = "rbac.authorization.k8s.io/v1"
+VIEW_REF = {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"}
 EXPIRES = datetime(2026, 11, 27, 12, 30, tzinfo=UTC)
 
 
@@ -135,7 +136,7 @@ def test_preflight_refuses_a_role_the_bot_may_not_bind(
     kube.add_cluster_role(
         "secret-reader", [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]
     )
-    with pytest.raises(ProviderError, match="forbidden|not currently held"):
+    with pytest.raises(ProviderError, match=r"forbidden|not currently held"):
         provider.preflight(grant(role="secret-reader"))
     with pytest.raises(ProviderError):
         provider.grant(grant(role="secret-reader"))
@@ -180,7 +181,7 @@ def test_list_managed_pages_through_both_kinds_by_label(
             "apiVersion": RBAC,
             "kind": "RoleBinding",
             "metadata": {"name": "unmanaged", "namespace": "production"},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+            "roleRef": VIEW_REF,
             "subjects": [{"kind": "User", "name": "x", "apiGroup": "rbac.authorization.k8s.io"}],
         }
     )
@@ -200,7 +201,7 @@ def test_list_managed_reads_orphans_without_annotations(
             "apiVersion": RBAC,
             "kind": "ClusterRoleBinding",
             "metadata": {"name": "jitsudo-orphan", "labels": {"jitsudo.dev/managed": "true"}},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+            "roleRef": VIEW_REF,
             "subjects": [{"kind": "User", "name": "x", "apiGroup": "rbac.authorization.k8s.io"}],
         }
     )

@@ -299,3 +299,64 @@ def test_pending_requests_time_out(service: AccessService, clock: FakeClock) -> 
     assert service.store.get(request.id).state is State.TIMED_OUT  # type: ignore[union-attr]
     with pytest.raises(Conflict, match="timed out"):
         service.approve(request.id, approver="UAPPROVER")
+
+
+def test_expiry_warning_is_queued_once(service: AccessService, clock: FakeClock) -> None:
+    request = service.submit(draft())
+    service.approve(request.id, approver="UAPPROVER")
+    clock.advance(minutes=24)
+    assert service.warn_due() == 0
+    clock.advance(minutes=2)  # 4 minutes left, warning is 5m
+    assert service.warn_due() == 1
+    assert service.warn_due() == 0
+    kinds = [n.kind for n in service.store.due_notices(clock.now())]
+    assert kinds.count("expiry_warning") == 1
+
+
+def test_extension_moves_expiry_after_approval(
+    service: AccessService, provider: FakeProvider, clock: FakeClock
+) -> None:
+    parent = service.approve(service.submit(draft()).id, approver="UAPPROVER")
+    clock.advance(minutes=25)
+    with pytest.raises(NotAllowed, match="holds this grant"):
+        service.request_extension(
+            parent.id, requester="UOTHER", duration=timedelta(minutes=30), reason="x"
+        )
+    extension = service.request_extension(
+        parent.id, requester="UREQ", duration=timedelta(minutes=30), reason="still busy"
+    )
+    assert extension.state is State.PENDING and extension.extends == parent.id
+    assert (extension.role, extension.namespace) == (parent.role, parent.namespace)
+    with pytest.raises(NotAllowed):
+        service.approve(extension.id, approver="UREQ")
+    applied = service.approve(extension.id, approver="UAPPROVER2")
+    assert applied.state is State.EXTENDED
+    moved = service.store.get(parent.id)
+    assert moved is not None and moved.state is State.ACTIVE
+    assert moved.expires_at == clock.now() + timedelta(minutes=30)  # counted from approval
+    assert provider.bindings[parent.id].expires_at == moved.expires_at
+    assert provider.count("grant") == 1  # patched, never re-created
+    assert not moved.warned  # a new warning will come before the new end
+
+
+def test_extension_over_the_maximum_is_refused(service: AccessService) -> None:
+    parent = service.approve(service.submit(draft()).id, approver="UAPPROVER")
+    with pytest.raises(InvalidInput, match="longer than the maximum"):
+        service.request_extension(
+            parent.id, requester="UREQ", duration=timedelta(hours=5), reason="x"
+        )
+
+
+def test_extension_of_an_ended_grant_fails_cleanly(
+    service: AccessService, provider: FakeProvider
+) -> None:
+    parent = service.approve(service.submit(draft()).id, approver="UAPPROVER")
+    extension = service.request_extension(
+        parent.id, requester="UREQ", duration=timedelta(minutes=10), reason="x"
+    )
+    service.revoke(parent.id, actor="UREQ")
+    with pytest.raises(GrantFailed, match="nothing to extend"):
+        service.approve(extension.id, approver="UAPPROVER")
+    failed = service.store.get(extension.id)
+    assert failed is not None and failed.state is State.FAILED
+    assert provider.count("extend") == 0

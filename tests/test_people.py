@@ -1,0 +1,76 @@
+"""Identity and approver lookups with the real WebClient against the Slack stand-in."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from slack_sdk import WebClient
+
+from bot.config import IdentitySettings, SlackSettings
+from bot.domain import InvalidInput
+from bot.slack.people import People
+from tests.slackapi import SlackApiServer, SlackUser
+
+
+@pytest.fixture
+def slack() -> Iterator[SlackApiServer]:
+    with SlackApiServer(bot_token="xoxb-t") as server:
+        server.add_user(
+            SlackUser(id="U1", name="alice", email="alice@example.com", tz="Asia/Tokyo")
+        )
+        server.add_user(SlackUser(id="U2", name="nomail", email=None))
+        server.add_user(SlackUser(id="UBOTX", name="robot", email="r@example.com", is_bot=True))
+        server.add_usergroup("SGROUP", ["U7"])
+        yield server
+
+
+def people(slack: SlackApiServer, **identity: object) -> People:
+    client = WebClient(token="xoxb-t", base_url=slack.base_url)
+    return People(
+        client,
+        identity=IdentitySettings.model_validate(identity),
+        slack=SlackSettings(
+            approvers=["U5"], approver_groups=["SGROUP", "SMISSING"], admins=["U9"]
+        ),
+    )
+
+
+def test_email_identity_with_prefix(slack: SlackApiServer) -> None:
+    assert people(slack).kubernetes_user("U1") == "alice@example.com"
+    assert people(slack, username_prefix="oidc:").kubernetes_user("U1") == "oidc:alice@example.com"
+    assert people(slack).timezone("U1") == "Asia/Tokyo"
+
+
+def test_map_wins_over_source_and_slack_id_source(slack: SlackApiServer) -> None:
+    mapped = people(slack, map={"U1": "alice-admin"}, username_prefix="oidc:")
+    assert mapped.kubernetes_user("U1") == "oidc:alice-admin"
+    assert people(slack, source="slack_id").kubernetes_user("U2") == "U2"
+
+
+@pytest.mark.parametrize(
+    ("user", "identity"), [("U2", {}), ("UBOTX", {}), ("U1", {"source": "map"})]
+)
+def test_no_usable_identity_is_a_clear_error(
+    slack: SlackApiServer, user: str, identity: dict[str, object]
+) -> None:
+    with pytest.raises(InvalidInput, match=r"identity\.map"):
+        people(slack, **identity).kubernetes_user(user)
+
+
+def test_profiles_are_cached(slack: SlackApiServer) -> None:
+    directory = people(slack)
+    for _ in range(5):
+        directory.kubernetes_user("U1")
+    assert len(slack.calls_to("users.info")) == 1
+
+
+def test_approvers_admins_and_groups_fail_closed(slack: SlackApiServer) -> None:
+    directory = people(slack)
+    assert directory.is_approver("U5")
+    assert directory.is_approver("U7")  # member of SGROUP
+    assert not directory.is_approver("U1")
+    assert directory.is_admin("U9") and not directory.is_admin("U5")
+    # SMISSING does not exist: nobody becomes an approver through it
+    assert not directory.is_approver("U8")
+    assert len(slack.calls_to("usergroups.users.list")) == 2
