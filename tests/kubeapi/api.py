@@ -18,6 +18,7 @@ from .decode import parse_json
 from .errors import (
     JSON,
     ApiError,
+    bad_request,
     conflict,
     for_code,
     forbidden,
@@ -215,9 +216,10 @@ class Api:
             return Response(200, self.crud.list_objects(resource, ns, flat))
         if method == "DELETE" and name:
             options = parse_json(raw, "DeleteOptions") if raw.strip() else {}
-            if not isinstance(options, dict):
-                options = {}
-            dry = _dry_run(query.get("dryRun", []) + options.get("dryRun", []), "DeleteOptions")
+            in_body = options.get("dryRun") or [] if isinstance(options, dict) else []
+            if not isinstance(options, dict) or not isinstance(in_body, list):
+                raise bad_request("the body of a DELETE must be a DeleteOptions object")
+            dry = _dry_run(query.get("dryRun", []) + in_body, "DeleteOptions")
             done = self.crud.delete(
                 resource, ns, name, dry_run=dry, preconditions=options.get("preconditions")
             )
@@ -264,5 +266,5 @@ def _dry_run(values: list[str], options_kind: str) -> bool:
 
 
 def _with_warnings(code: int, obj: JSON, warnings: list[str]) -> Response:
-    headers = [("Warning", f'299 - "{w.replace(chr(34), chr(92) + chr(34))}"') for w in warnings]
-    return Response(code, obj, headers)
+    escaped = [w.replace('"', '\\"') for w in warnings]
+    return Response(code, obj, [("Warning", f'299 - "{w}"') for w in escaped])

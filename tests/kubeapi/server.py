@@ -288,7 +288,15 @@ class KubeApiServer:
         message: str | None = None,
         retry_after: int | None = None,
     ) -> None:
-        """Answer the next ``times`` matching requests (after authorization) with a Status error."""
+        """Answer the next ``times`` matching requests with a Kubernetes Status error.
+
+        Matches on HTTP method and resource plural (None matches any), optionally
+        name/namespace; only requests that pass authentication and authorization
+        are hit, as a storage failure would be. 500 gives ``InternalError`` with
+        ``message`` as the inner error; 404/409 give the real NotFound/Conflict
+        bodies. With ``retry_after`` a Retry-After header is sent, and note that
+        urllib3 under the python client then retries 413/429/503 on its own.
+        """
         fault = Fault(method, resource, status, times, name, namespace, message, retry_after)
         self._api.faults.append(fault)
 
