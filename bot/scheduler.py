@@ -11,6 +11,7 @@ Only the leader (bot.leader) acts; every job is idempotent anyway.
 from __future__ import annotations
 
 import logging
+import threading
 from datetime import timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -39,6 +40,10 @@ class Timers:
         self.leadership = leadership
         self.outbox = outbox
         self.scheduler = BackgroundScheduler(timezone="UTC")
+        # tick and sweep never overlap: a tick that expires a grant between the
+        # sweep's listing and its drift check would make the sweep record an
+        # on-time expiry as "deleted outside jitsudo" (and both would delete).
+        self._working = threading.Lock()
         common = {"max_instances": 1, "coalesce": True, "misfire_grace_time": None}
         self.outbox.active.clear()  # until this replica knows it leads
         self.scheduler.add_job(
@@ -58,17 +63,23 @@ class Timers:
     def tick(self) -> None:
         if not self._lead():
             return
-        self.service.resume_approved()
-        result = self.service.expire_due()
-        if result.revoked or result.failed:
-            log.info("expired %d grants (%d deletes to retry)", result.revoked, result.failed)
-        self.service.warn_due()
-        self.service.time_out_stale()
+        if not self._working.acquire(blocking=False):
+            return  # a sweep is running (it expires what is due); the next tick follows it
+        try:
+            self.service.resume_approved()
+            result = self.service.expire_due()
+            if result.revoked or result.failed:
+                log.info("expired %d grants (%d deletes to retry)", result.revoked, result.failed)
+            self.service.warn_due()
+            self.service.time_out_stale()
+        finally:
+            self._working.release()
 
     def sweep(self) -> None:
         if not self._lead():
             return
-        result = self.service.sweep()
+        with self._working:
+            result = self.service.sweep()
         log.info(
             "sweep: revoked=%d drifted=%d failed=%d", result.revoked, result.drifted, result.failed
         )

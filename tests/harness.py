@@ -7,8 +7,10 @@ Kubernetes stand-in, authorized by manifests/rbac.yaml.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -96,13 +98,27 @@ class Harness:
         return self.running.sender(self.slack)
 
     def request(self, text: str, *, user: str = REQUESTER) -> AccessRequest:
-        """Run a /jitsudo request and return the stored request it created."""
+        """Run a /jitsudo request, wait for its reply, and return the stored request."""
         before = {r.id for r in self.bot.store.find()}
-        response = self.sender.command("/jitsudo", text, user=user)
+        reply = self.command(text, user=user)
+        created = [r for r in self.bot.store.find() if r.id not in before]
+        assert len(created) == 1, reply
+        assert created[0].id in reply
+        return created[0]
+
+    def command(self, text: str, *, user: str = REQUESTER) -> str:
+        """Run /jitsudo TEXT and return the JSON of the reply posted to *its* response_url."""
+        form = self.sender.command_form("/jitsudo", text, user=user)
+        key = f"cmd-{uuid.uuid4().hex}"
+        form["response_url"] = self.slack.response_url(key, channel=form["channel_id"])
+        response = self.sender.send_form(form)
         assert response.status == 200, response.body
-        return wait_until(
-            lambda: next((r for r in self.bot.store.find() if r.id not in before), None)
+        call = wait_until(
+            lambda: next(
+                (c for c in self.slack.calls_to("response_url") if c.response_url_id == key), None
+            )
         )
+        return json.dumps(call.payload)
 
     def approval_message(self, request_id: str) -> dict[str, Any]:
         """The approval message as the channel shows it now."""

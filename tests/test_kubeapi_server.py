@@ -172,6 +172,19 @@ def test_delete_answers_a_success_status(api: KubeApiServer) -> None:
     )
 
 
+def test_delete_preconditions_are_checked(
+    api: KubeApiServer, rbac: client.RbacAuthorizationV1Api
+) -> None:
+    created = rbac.create_namespaced_role_binding("production", binding("b"))
+    stale = client.V1DeleteOptions(preconditions=client.V1Preconditions(uid="not-the-uid"))
+    code, body = failure(rbac.delete_namespaced_role_binding, "b", "production", body=stale)
+    assert (code, body["reason"]) == (409, "Conflict")
+    assert "Precondition failed: UID in precondition: not-the-uid" in body["message"]
+    fresh = client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=created.metadata.uid))
+    rbac.delete_namespaced_role_binding("b", "production", body=fresh)
+    assert api.get(RBAC_V1, "rolebindings", "b", "production") is None
+
+
 def test_clusterrolebinding_crud(api: KubeApiServer, rbac: client.RbacAuthorizationV1Api) -> None:
     rbac.create_cluster_role_binding(cluster_binding("grant-c", "edit"))
     assert rbac.read_cluster_role_binding("grant-c").role_ref.name == "edit"

@@ -12,6 +12,12 @@ from bot.cli import main
 from bot.logs import RedactingFilter, redact
 
 
+@pytest.fixture(autouse=True)
+def _keep_pytest_logging(monkeypatch: pytest.MonkeyPatch) -> None:
+    """main() installs the production log handler; keep pytest's instead."""
+    monkeypatch.setattr("bot.logs.configure_logging", lambda level="INFO": None)
+
+
 def test_tokens_are_redacted() -> None:
     text = "auth xoxb-123-456-abc and xapp-1-A0-xyz with Authorization: Bearer eyJhbGciOi.x.y"
     cleaned = redact(text)

@@ -42,8 +42,6 @@ def test_the_rbac_manifest_has_the_expected_objects() -> None:
         ("ServiceAccount", "jitsudo-bot"),
         ("ClusterRole", "jitsudo-rbac-manager"),
         ("ClusterRoleBinding", "jitsudo-rbac-manager"),
-        ("Role", "jitsudo-leader-election"),
-        ("RoleBinding", "jitsudo-leader-election"),
     ]
 
 
@@ -140,5 +138,8 @@ def test_bot_cannot_do_anything_else(
 
 
 @pytest.mark.parametrize("verb", ["get", "create", "update"])
-def test_bot_may_hold_a_lease_in_its_own_namespace(cluster: KubeApiServer, verb: str) -> None:
-    assert cluster.can(BOT, verb, "leases", api_group="coordination.k8s.io", namespace="jitsudo")
+def test_bot_needs_no_leases(cluster: KubeApiServer, verb: str) -> None:
+    """Leadership is a PostgreSQL advisory lock, so no Lease rights are shipped."""
+    assert not cluster.can(
+        BOT, verb, "leases", api_group="coordination.k8s.io", namespace="jitsudo"
+    )

@@ -269,24 +269,17 @@ def test_mrkdwn_injection_in_reason_is_neutralized(h: Harness) -> None:
 
 
 def test_subcommands(h: Harness) -> None:
-    h.sender.command("/jitsudo", "help", user=REQUESTER)
-    assert "request" in last_reply_text(h) and "revoke" in last_reply_text(h)
+    help_text = h.command("help")
+    assert "request" in help_text and "revoke" in help_text
     request = h.request("request --role view --scope staging --duration 5m --reason look")
-    count = len(h.replies())
-    h.sender.command("/jitsudo", f"status {request.id.lower()}", user=REQUESTER)
-    assert "pending" in last_reply_text(h, count).lower()
-    count = len(h.replies())
-    h.sender.command("/jitsudo", f"status {request.id}", user=OUTSIDER)
-    assert "Only the requester" in last_reply_text(h, count)
-    count = len(h.replies())
-    h.sender.command("/jitsudo", "list", user=APPROVER)
-    assert request.id in last_reply_text(h, count)
-    h.sender.command("/jitsudo", f"approve {request.id.lower()}", user=APPROVER)
+    assert "pending" in h.command(f"status {request.id.lower()}").lower()
+    assert "Only the requester" in h.command(f"status {request.id}", user=OUTSIDER)
+    assert request.id in h.command("list", user=APPROVER)
+    assert "pending" not in h.command("list", user=OUTSIDER).lower()
+    h.command(f"approve {request.id.lower()}", user=APPROVER)
     wait_until(lambda: binding_of(h, request.id, "staging"))
-    count = len(h.replies())
-    h.sender.command("/jitsudo", f"revoke {request.id}", user=OUTSIDER)
-    assert "Only the requester" in last_reply_text(h, count)
-    h.sender.command("/jitsudo", f"revoke {request.id}", user=ADMIN)
+    assert "Only the requester" in h.command(f"revoke {request.id}", user=OUTSIDER)
+    h.command(f"revoke {request.id}", user=ADMIN)
     wait_until(lambda: binding_of(h, request.id, "staging") is None)
     revoked = wait_until(
         lambda: (r := h.bot.store.get(request.id)) and r.state is State.REVOKED and r

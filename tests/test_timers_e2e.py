@@ -168,8 +168,7 @@ def test_slack_outage_delays_the_dm_but_not_the_revocation(h: Harness) -> None:
     h.slack.fail(method="chat.postMessage", status=429, retry_after=2, times=2)
     h.slack.fail(method="chat.update", status=500, times=2)
     revoked_by_deadline(h, request)
-    stored = h.bot.store.get(request.id)
-    assert stored is not None and stored.state is State.EXPIRED
+    wait_until(lambda: (r := h.bot.store.get(request.id)) and r.state is State.EXPIRED)
     wait_until(lambda: any("ended at" in text for text in dm_texts(h)), timeout=15)
     statuses = [c.status for c in h.slack.calls_to("chat.postMessage")]
     assert 429 in statuses  # it really was refused first, then retried

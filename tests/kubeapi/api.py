@@ -216,7 +216,7 @@ class Api:
             return Response(200, self.crud.list_objects(resource, ns, flat))
         if method == "DELETE" and name:
             options = parse_json(raw, "DeleteOptions") if raw.strip() else {}
-            in_body = options.get("dryRun") or [] if isinstance(options, dict) else []
+            in_body = (options.get("dryRun") or []) if isinstance(options, dict) else []
             if not isinstance(options, dict) or not isinstance(in_body, list):
                 raise bad_request("the body of a DELETE must be a DeleteOptions object")
             dry = _dry_run(query.get("dryRun", []) + in_body, "DeleteOptions")

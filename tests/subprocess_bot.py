@@ -1,0 +1,235 @@
+"""The real `jitsudo-bot serve` as a child process, against the stand-ins on loopback.
+
+Used by the crash tests: a process that can be killed with SIGKILL mid-flight
+and restarted on the same database, exactly as an operator's bot would be.
+The Slack and Kubernetes stand-ins live in the test process and survive the
+bot's death, so what the bot did before and after the crash is all recorded.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bot.database import open_store
+from bot.domain import AccessRequest, State
+from bot.store import Store
+from tests.harness import (
+    APPROVAL_CHANNEL,
+    APPROVER,
+    BOT_TOKEN,
+    BOT_USER,
+    MANIFEST,
+    REQUESTER,
+    SIGNING_SECRET,
+    _users,
+    settings_document,
+    wait_until,
+)
+from tests.kubeapi import KubeApiServer
+from tests.slackapi import SlackApiServer, SlackSender
+
+RBAC = "rbac.authorization.k8s.io/v1"
+SWEEP_SECONDS = 2.0
+TICK_SECONDS = 1.0
+_DROPPED_ENV = ("DATABASE_URL", "JITSUDO_CONFIG", "SLACK_APP_TOKEN")
+_PROXY_ENV = ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
+
+
+def free_port() -> int:
+    """A port nobody listens on right now (bind to 0, read it, close)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _command() -> list[str]:
+    script = Path(sys.executable).parent / "jitsudo-bot"
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-m", "bot.cli"]
+
+
+class BotProcess:
+    """One `jitsudo-bot --config <yaml> serve` child; start, SIGKILL, restart."""
+
+    def __init__(self, *, document: dict[str, Any], env: dict[str, str], workdir: Path) -> None:
+        self.document = document
+        self.env = env
+        self.workdir = workdir
+        self.process: subprocess.Popen[bytes] | None = None
+        self.port = 0
+        self.starts = 0
+        self.log_path = workdir / "bot.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, *, timeout: float = 30.0) -> float:
+        """Spawn the bot and poll /readyz to a deadline; returns when it became ready."""
+        assert self.process is None, "already running"
+        self.starts += 1
+        self.port = free_port()  # a fresh port per start: no TIME_WAIT surprises
+        document = {**self.document, "slack": {**self.document["slack"], "port": self.port}}
+        config = self.workdir / f"jitsudo-{self.starts}.yaml"
+        config.write_text(yaml.safe_dump(document))
+        with self.log_path.open("ab") as log:
+            log.write(f"\n===== start {self.starts} on port {self.port} =====\n".encode())
+            self.process = subprocess.Popen(
+                [*_command(), "--config", str(config), "serve"],
+                cwd=self.workdir,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        wait_until(self._ready, timeout=timeout, interval=0.05)
+        return time.time()
+
+    def kill(self) -> None:
+        """SIGKILL: no handler, no finally, no clean unlock; the kernel closes its sockets."""
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+        self.process = None
+
+    def sender(self, slack: SlackApiServer) -> SlackSender:
+        return SlackSender(
+            bot_url=f"{self.url}/slack/events", signing_secret=SIGNING_SECRET, slack=slack
+        )
+
+    def log_tail(self, lines: int = 60) -> str:
+        if not self.log_path.exists():
+            return "(no log)"
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def _ready(self) -> bool:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise AssertionError(
+                f"jitsudo-bot exited with {self.process.returncode}:\n{self.log_tail()}"
+            )
+        try:
+            with urllib.request.urlopen(f"{self.url}/readyz", timeout=1) as response:
+                return bool(response.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
+
+
+@dataclass
+class World:
+    """The stand-ins, the bot process and a store on the bot's own SQLite file."""
+
+    kube: KubeApiServer
+    slack: SlackApiServer
+    bot: BotProcess
+    database_url: str
+    _store: Store | None = None
+
+    @property
+    def store(self) -> Store:
+        """Opened lazily, after the bot has migrated the file on its first start."""
+        if self._store is None:
+            self._store = open_store(self.database_url)
+        return self._store
+
+    @property
+    def sender(self) -> SlackSender:
+        return self.bot.sender(self.slack)
+
+    def request(self, text: str) -> AccessRequest:
+        before = {r.id for r in self.store.find()}
+        response = self.sender.command("/jitsudo", text, user=REQUESTER)
+        assert response.status == 200, response.body
+        return wait_until(lambda: next((r for r in self.store.find() if r.id not in before), None))
+
+    def approval_ts(self, request_id: str) -> str:
+        def find() -> str | None:
+            for message in self.slack.messages(APPROVAL_CHANNEL):
+                if request_id in str(message.get("blocks")):
+                    return str(message["ts"])
+            return None
+
+        return wait_until(find)
+
+    def approve(self, request: AccessRequest) -> None:
+        response = self.sender.block_action(
+            "approve",
+            request.id,
+            user=APPROVER,
+            channel=APPROVAL_CHANNEL,
+            message_ts=self.approval_ts(request.id),
+        )
+        assert response.status == 200, response.body
+
+    def state_of(self, request_id: str) -> State:
+        request = self.store.get(request_id)
+        assert request is not None
+        return request.state
+
+    def binding(self, request: AccessRequest) -> dict[str, Any] | None:
+        name = f"jitsudo-{request.id.lower()}"
+        return self.kube.get(RBAC, "rolebindings", name, namespace=request.namespace)
+
+    def dms(self, request_id: str, phrase: str) -> list[dict[str, Any]]:
+        """Delivered DMs to the requester about this request that contain `phrase`."""
+        return [
+            c.payload
+            for c in self.slack.calls_to("chat.postMessage")
+            if c.error is None
+            and c.payload.get("channel") == f"D{REQUESTER}"
+            and request_id in str(c.payload)
+            and phrase in str(c.payload)
+        ]
+
+
+def _child_env(slack: SlackApiServer) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in _DROPPED_ENV + _PROXY_ENV}
+    env.update(
+        SLACK_BOT_TOKEN=BOT_TOKEN,
+        SLACK_SIGNING_SECRET=SIGNING_SECRET,
+        SLACK_API_URL=slack.base_url,
+        JITSUDO_LOG_LEVEL="INFO",
+        PYTHONUNBUFFERED="1",
+        NO_PROXY="127.0.0.1,localhost",
+    )
+    return env
+
+
+@contextmanager
+def world(tmp_path: Path, **policy: Any) -> Iterator[World]:
+    """Stand-ins up, a bot process configured (not started); everything torn down after."""
+    with ExitStack() as stack:
+        kube = stack.enter_context(KubeApiServer())
+        kube.apply_manifest(str(MANIFEST))
+        for namespace in ("production", "staging"):
+            kube.add_namespace(namespace)
+        token = kube.add_token(
+            BOT_USER, groups=["system:serviceaccounts", "system:serviceaccounts:jitsudo"]
+        )
+        kubeconfig = kube.write_kubeconfig(tmp_path / "kubeconfig", token=token)
+        slack = stack.enter_context(SlackApiServer(bot_token=BOT_TOKEN))
+        _users(slack)
+        database_url = f"sqlite:///{tmp_path}/jitsudo.db"
+        document = settings_document(kubeconfig, database_url, **policy)
+        document["scheduler"] = {"sweep_interval": f"{SWEEP_SECONDS:g}s"}
+        bot = BotProcess(document=document, env=_child_env(slack), workdir=tmp_path)
+        stack.callback(bot.kill)
+        state = World(kube=kube, slack=slack, bot=bot, database_url=database_url)
+        stack.callback(lambda: state._store and state._store.engine.dispose())
+        yield state
