@@ -63,10 +63,11 @@ def _audit(settings: Settings, request_id: str | None) -> int:
 
 
 def _sweep(settings: Settings) -> int:
+    from bot.expiry import sweep
     from bot.wiring import build_bot
 
     bot = build_bot(settings)
-    result = bot.service.sweep()
+    result = sweep(bot.service)
     print(
         json.dumps({"revoked": result.revoked, "drifted": result.drifted, "failed": result.failed})
     )

@@ -15,6 +15,7 @@ from ulid import ULID
 
 REQUEST_ID_PREFIX = "req_"
 CLUSTER_WIDE = "*"
+DRIFT_CAUSE = "the binding was deleted outside jitsudo"
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _REQUEST_ID = re.compile(rf"^req_[{_CROCKFORD}]{{26}}$", re.IGNORECASE)
 

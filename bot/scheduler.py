@@ -16,6 +16,7 @@ from datetime import timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from bot import expiry
 from bot.leader import Leadership
 from bot.outbox import OutboxWorker
 from bot.service import AccessService
@@ -66,12 +67,12 @@ class Timers:
         if not self._working.acquire(blocking=False):
             return  # a sweep is running (it expires what is due); the next tick follows it
         try:
-            self.service.resume_approved()
-            result = self.service.expire_due()
+            expiry.resume_approved(self.service)
+            result = expiry.expire_due(self.service)
             if result.revoked or result.failed:
                 log.info("expired %d grants (%d deletes to retry)", result.revoked, result.failed)
-            self.service.warn_due()
-            self.service.time_out_stale()
+            expiry.warn_due(self.service)
+            expiry.time_out_stale(self.service)
         finally:
             self._working.release()
 
@@ -79,7 +80,7 @@ class Timers:
         if not self._lead():
             return
         with self._working:
-            result = self.service.sweep()
+            result = expiry.sweep(self.service)
         log.info(
             "sweep: revoked=%d drifted=%d failed=%d", result.revoked, result.drifted, result.failed
         )

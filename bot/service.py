@@ -18,10 +18,8 @@ from bot import policy as rules
 from bot.domain import (
     AccessRequest,
     Grant,
-    ManagedBinding,
     Notice,
     State,
-    SweepResult,
     new_request_id,
     resolve_target,
 )
@@ -33,7 +31,6 @@ from bot.store import Store, Transition
 log = logging.getLogger(__name__)
 
 SYSTEM = "jitsudo"
-DRIFT_CAUSE = "the binding was deleted outside jitsudo"
 
 
 @dataclass(frozen=True)
@@ -160,9 +157,7 @@ class AccessService:
                 "expires_at": now + request.duration,
             },
         )
-        if approved.extends:
-            return self._apply_extension(approved)
-        return self._grant(approved)
+        return self.complete_approval(approved)
 
     def deny(self, request_id: str, *, approver: str, note: str = "") -> AccessRequest:
         request = self._load(request_id)
@@ -194,23 +189,15 @@ class AccessService:
             notice=Notice.CANCELLED,
         )
 
-    def resume_approved(self, *, older_than: timedelta = timedelta(seconds=30)) -> int:
-        """Finish grants left approved-but-not-granted by a crash; returns how many.
+    def complete_approval(self, request: AccessRequest) -> AccessRequest:
+        """Finish an approved request: grant it, or apply it if it is an extension.
 
-        Only requests approved more than `older_than` ago: a younger one is still
-        being granted by the approver's own call.
+        Called right after approval, and by the timers for requests a crash left
+        approved-but-not-granted (both paths are idempotent).
         """
-        cutoff = self.clock.now() - older_than
-        finished = 0
-        for request in self.store.find(states=[State.APPROVED]):
-            if request.decided_at is not None and request.decided_at > cutoff:
-                continue
-            try:
-                self._grant(request)
-                finished += 1
-            except (GrantFailed, Conflict):
-                finished += 1
-        return finished
+        if request.extends:
+            return self._apply_extension(request)
+        return self._grant(request)
 
     # --- endings ------------------------------------------------------------
 
@@ -230,95 +217,66 @@ class AccessService:
             notice=Notice.REVOKED,
         )
 
-    def expire(self, request: AccessRequest) -> bool:
-        """Revoke an active grant whose time is up; False if the delete failed (retry later)."""
+    def expire(
+        self, request: AccessRequest, *, cause: str = "expired", notice: Notice = Notice.EXPIRED
+    ) -> bool:
+        """End an active grant: delete the binding, then record it; False if the delete failed.
+
+        Also used when the binding was deleted out of band (cause DRIFT_CAUSE):
+        the delete then answers NotFound, which is success.
+        """
         try:
             self.provider.revoke(request.id, request.target)
         except ProviderError as error:
             log.warning("could not revoke %s yet: %s", request.id, error)
             return False
-        self._end(request, State.EXPIRED, cause="expired", notice=Notice.EXPIRED)
+        now = self.clock.now()
+        moved = self.store.transition(
+            request.id,
+            Transition(
+                expected=State.ACTIVE,
+                to=State.EXPIRED,
+                actor=SYSTEM,
+                at=now,
+                action=notice.value,
+                changes={"ended_at": now, "ended_by": SYSTEM, "cause": cause},
+                notice=notice,
+            ),
+        )
+        if moved is not None:
+            self.notices_waiting()
         return True
 
-    def expire_due(self) -> SweepResult:
-        """Expire every active grant whose expires_at has passed."""
-        revoked = failed = 0
-        for request in self.store.find(states=[State.ACTIVE], expires_before=self.clock.now()):
-            if self.expire(request):
-                revoked += 1
-            else:
-                failed += 1
-        return SweepResult(revoked=revoked, failed=failed)
-
-    def warn_due(self) -> int:
-        """Queue one expiry warning per grant, policy.expiry_warning before it ends."""
-        now = self.clock.now()
-        horizon = now + self.policy.expiry_warning
-        warned = 0
-        for request in self.store.find(states=[State.ACTIVE], expires_before=horizon):
-            if request.warned or (request.expires_at is not None and request.expires_at <= now):
-                continue
-            warned += self.store.update_fields(
-                request.id,
-                expected=State.ACTIVE,
-                changes={"warned": True},
-                only_if={"warned": False},
-                audit=(SYSTEM, "expiry_warning", now),
-                notice=Notice.EXPIRY_WARNING,
-            )
-        if warned:
-            self.notices_waiting()
-        return warned
-
-    def time_out_stale(self) -> int:
-        """Pending requests nobody reviewed within policy.request_ttl become timed_out."""
-        now = self.clock.now()
-        stale = self.store.find(
-            states=[State.PENDING], created_before=now - self.policy.request_ttl
+    def warn(self, request: AccessRequest) -> bool:
+        """Queue the expiry warning for an active grant, once."""
+        queued = self.store.update_fields(
+            request.id,
+            expected=State.ACTIVE,
+            changes={"warned": True},
+            only_if={"warned": False},
+            audit=(SYSTEM, "expiry_warning", self.clock.now()),
+            notice=Notice.EXPIRY_WARNING,
         )
-        timed_out = 0
-        for request in stale:
-            moved = self.store.transition(
-                request.id,
-                Transition(
-                    expected=State.PENDING,
-                    to=State.TIMED_OUT,
-                    actor=SYSTEM,
-                    at=now,
-                    action="timed_out",
-                    changes={"ended_at": now},
-                    notice=Notice.TIMED_OUT,
-                ),
-            )
-            timed_out += moved is not None
-        if timed_out:
+        if queued:
             self.notices_waiting()
-        return timed_out
+        return queued
 
-    def sweep(self) -> SweepResult:
-        """The seed's expiry sweeper, plus drift detection.
-
-        (a) delete every managed binding whose expires-at has passed, including
-        orphans the database does not know; (b) mark active requests whose
-        binding is gone as expired; (c) expire active requests past their time,
-        recording each only after its delete succeeded.
-        """
-        due = self.expire_due()
+    def time_out(self, request: AccessRequest) -> bool:
+        """A pending request nobody reviewed in time becomes timed_out."""
         now = self.clock.now()
-        seen: set[str] = set()
-        revoked, failed = due.revoked, due.failed
-        try:
-            for binding in self.provider.list_managed():
-                if binding.request_id:
-                    seen.add(binding.request_id)
-                if self._is_stale(binding, now):
-                    ok = self._remove(binding)
-                    revoked, failed = revoked + ok, failed + (not ok)
-        except ProviderError as error:
-            log.warning("sweep could not list managed bindings: %s", error)
-            return SweepResult(revoked=revoked, failed=failed + 1)
-        drifted = self._detect_drift(seen)
-        return SweepResult(revoked=revoked, drifted=drifted, failed=failed)
+        move = Transition(
+            expected=State.PENDING,
+            to=State.TIMED_OUT,
+            actor=SYSTEM,
+            at=now,
+            action="timed_out",
+            changes={"ended_at": now},
+            notice=Notice.TIMED_OUT,
+        )
+        if self.store.transition(request.id, move) is None:
+            return False
+        self.notices_waiting()
+        return True
 
     # --- helpers ------------------------------------------------------------
 
@@ -421,60 +379,6 @@ class AccessService:
             raise Conflict(_already(self._load(request.id)))
         self.notices_waiting()
         return moved
-
-    def _end(self, request: AccessRequest, to: State, *, cause: str, notice: Notice) -> None:
-        now = self.clock.now()
-        moved = self.store.transition(
-            request.id,
-            Transition(
-                expected=State.ACTIVE,
-                to=to,
-                actor=SYSTEM,
-                at=now,
-                action=notice.value,
-                changes={"ended_at": now, "ended_by": SYSTEM, "cause": cause},
-                notice=notice,
-            ),
-        )
-        if moved is not None:
-            self.notices_waiting()
-
-    def _is_stale(self, binding: ManagedBinding, now: datetime) -> bool:
-        """Expired, without a readable expiry, or left behind by an ended request."""
-        if binding.expires_at is None or binding.expires_at <= now:
-            return True
-        if binding.request_id is None:
-            return False
-        request = self.store.get(binding.request_id)
-        return request is not None and request.state.is_final
-
-    def _remove(self, binding: ManagedBinding) -> bool:
-        try:
-            self.provider.remove(binding)
-        except ProviderError as error:
-            log.warning("could not delete managed binding %s yet: %s", binding.name, error)
-            return False
-        request = self.store.get(binding.request_id) if binding.request_id else None
-        if request is not None and request.state is State.ACTIVE:
-            self._end(request, State.EXPIRED, cause="expired", notice=Notice.EXPIRED)
-        return True
-
-    def _detect_drift(self, seen: set[str]) -> int:
-        drifted = 0
-        for request in self.store.find(states=[State.ACTIVE]):
-            if request.id in seen or self._still_there(request):
-                continue
-            self._end(request, State.EXPIRED, cause=DRIFT_CAUSE, notice=Notice.DRIFTED)
-            drifted += 1
-        return drifted
-
-    def _still_there(self, request: AccessRequest) -> bool:
-        """When the cluster cannot answer, assume the binding is there (never guess drift)."""
-        try:
-            return self.provider.is_active(request.id, request.target)
-        except ProviderError as error:
-            log.warning("could not check %s: %s", request.id, error)
-            return True
 
 
 _UNDECIDED: dict[str, object] = {

@@ -848,11 +848,33 @@ def test_bot_is_refused_everything_else(api: KubeApiServer, bot: client.ApiClien
     assert failure(core.read_namespaced_secret, "x", "production")[0] == 403
 
 
-def test_bot_leases_only_in_its_namespace(api: KubeApiServer, bot: client.ApiClient) -> None:
+def test_leases_follow_rbac(api: KubeApiServer, bot: client.ApiClient) -> None:
+    """The shipped manifest grants no leases; a Role granting some is honoured per namespace."""
     leases = client.CoordinationV1Api(bot)
     lease = client.V1Lease(
         metadata=client.V1ObjectMeta(name="jitsudo-leader"),
         spec=client.V1LeaseSpec(holder_identity="a", lease_duration_seconds=15),
+    )
+    assert failure(leases.create_namespaced_lease, "jitsudo", lease)[0] == 403
+    api.add_role(
+        "jitsudo",
+        "leases",
+        [
+            {
+                "apiGroups": ["coordination.k8s.io"],
+                "resources": ["leases"],
+                "verbs": ["get", "create", "update"],
+            }
+        ],
+    )
+    api.create(
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": "leases", "namespace": "jitsudo"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "leases"},
+            "subjects": [{"kind": "ServiceAccount", "name": "jitsudo-bot", "namespace": "jitsudo"}],
+        }
     )
     created = leases.create_namespaced_lease("jitsudo", lease)
     created.spec.holder_identity = "b"

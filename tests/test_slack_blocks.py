@@ -16,9 +16,8 @@ import pytest
 from slack_sdk.models.blocks import Block
 from slack_sdk.models.views import View
 
-from bot.domain import AccessRequest, State
+from bot.domain import DRIFT_CAUSE, AccessRequest, State
 from bot.ports import RoleRule
-from bot.service import DRIFT_CAUSE
 from bot.slack import blocks
 from bot.slack.blocks import Message
 

@@ -14,8 +14,7 @@ from typing import Any
 
 import pytest
 
-from bot.domain import AccessRequest, State
-from bot.service import DRIFT_CAUSE
+from bot.domain import DRIFT_CAUSE, AccessRequest, State
 from tests.harness import APPROVAL_CHANNEL, APPROVER, REQUESTER, Harness, running_bot, wait_until
 
 RBAC = "rbac.authorization.k8s.io/v1"

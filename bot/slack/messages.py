@@ -28,9 +28,8 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from bot.domain import AccessRequest, State, format_duration
+from bot.domain import DRIFT_CAUSE, AccessRequest, State, format_duration
 from bot.ports import RoleRule
-from bot.service import DRIFT_CAUSE
 
 APPROVE_ACTION = "approve"
 DENY_ACTION = "deny"
