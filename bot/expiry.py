@@ -33,10 +33,15 @@ def warn_due(service: AccessService) -> int:
     horizon = now + service.policy.expiry_warning
     soon = service.store.find(states=[State.ACTIVE], expires_before=horizon)
     return sum(
-        service.warn(request)
-        for request in soon
-        if not request.warned and request.expires_at is not None and request.expires_at > now
+        service.warn(request) for request in soon if _deserves_warning(service, request, now)
     )
+
+
+def _deserves_warning(service: AccessService, request: AccessRequest, now: datetime) -> bool:
+    """Not yet warned, not yet over, and long enough that a warning is news."""
+    if request.warned or request.expires_at is None or request.expires_at <= now:
+        return False
+    return request.duration > service.policy.expiry_warning
 
 
 def time_out_stale(service: AccessService) -> int:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -48,7 +48,12 @@ class Timers:
         common = {"max_instances": 1, "coalesce": True, "misfire_grace_time": None}
         self.outbox.active.clear()  # until this replica knows it leads
         self.scheduler.add_job(
-            self.tick, "interval", seconds=tick.total_seconds(), id="tick", **common
+            self.tick,
+            "interval",
+            seconds=tick.total_seconds(),
+            id="tick",
+            next_run_time=datetime.now(UTC),  # first tick at start: what is due goes now
+            **common,
         )
         self.scheduler.add_job(
             self.sweep, "interval", seconds=sweep_interval.total_seconds(), id="sweep", **common
@@ -88,8 +93,9 @@ class Timers:
     def _lead(self) -> bool:
         """Follow the leadership: only the leader runs jobs and delivers notices."""
         leading = self.leadership.check()
-        if leading:
+        if leading and not self.outbox.active.is_set():
             self.outbox.active.set()
-        else:
+            self.outbox.wake()  # notices queued while following go out now
+        elif not leading:
             self.outbox.active.clear()
         return leading

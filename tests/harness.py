@@ -7,6 +7,7 @@ Kubernetes stand-in, authorized by manifests/rbac.yaml.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -211,7 +212,8 @@ class _RunningBot:
         if self.timers is None:
             self.bot.outbox.start()
         self.server: Any = make_http_server(self.bot.wsgi(), host="127.0.0.1", port=0, threads=24)
-        threading.Thread(target=self.server.run, daemon=True).start()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
         self.url = f"http://127.0.0.1:{self.server.effective_port}"
         self._sender: SlackSender | None = None
 
@@ -222,8 +224,14 @@ class _RunningBot:
             )
         return self._sender
 
+    def _serve(self) -> None:
+        """waitress's loop may see its socket closed under it at shutdown (EBADF): expected."""
+        with contextlib.suppress(OSError, ValueError):
+            self.server.run()
+
     def stop(self) -> None:
         self.server.close()
+        self.thread.join(timeout=2)
         if self.timers is not None:
             self.timers.stop()
         self.bot.outbox.stop()

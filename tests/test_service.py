@@ -363,3 +363,12 @@ def test_extension_of_an_ended_grant_fails_cleanly(
     failed = service.store.get(extension.id)
     assert failed is not None and failed.state is State.FAILED
     assert provider.count("extend") == 0
+
+
+def test_grants_shorter_than_the_warning_window_get_no_warning(
+    service: AccessService, clock: FakeClock
+) -> None:
+    short = service.submit(draft(duration=timedelta(minutes=4)))
+    service.approve(short.id, approver="UAPPROVER")
+    clock.advance(minutes=1)
+    assert expiry.warn_due(service) == 0
