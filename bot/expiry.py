@@ -120,7 +120,8 @@ def _remove(service: AccessService, binding: ManagedBinding) -> bool:
 def _detect_drift(service: AccessService, seen: set[str]) -> int:
     drifted = 0
     for request in service.store.find(states=[State.ACTIVE]):
-        if request.id in seen or _still_there(service, request):
+        revoking = request.ended_by is not None  # a revocation in flight, not drift
+        if request.id in seen or revoking or _still_there(service, request):
             continue
         drifted += service.expire(request, cause=DRIFT_CAUSE, notice=Notice.DRIFTED)
     return drifted

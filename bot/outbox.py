@@ -18,6 +18,7 @@ from bot.store import OutboxNotice, Store
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF_SECONDS = 300.0
+MAX_ATTEMPTS = 300  # about a day at the capped backoff; then logged at ERROR and dropped
 
 
 class DeliveryDeferred(Exception):
@@ -38,7 +39,7 @@ class OutboxWorker:
         clock: Clock,
         *,
         poll_seconds: float = 1.0,
-        max_attempts: int = 30,
+        max_attempts: int = MAX_ATTEMPTS,
     ) -> None:
         self.store = store
         self.deliver = deliver

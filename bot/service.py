@@ -207,7 +207,12 @@ class AccessService:
         rules.check_can_revoke(request, actor, self.approvers)
         if request.state is not State.ACTIVE:
             raise Conflict(f"{request.id} is {request.state}, not active; nothing to revoke.")
-        self.provider.revoke(request.id, request.target)
+        self._mark_revoking(request, actor)
+        try:
+            self.provider.revoke(request.id, request.target)
+        except ProviderError:
+            self.store.update_fields(request.id, expected=State.ACTIVE, changes={"ended_by": None})
+            raise
         return self._move(
             request,
             State.REVOKED,
@@ -216,6 +221,19 @@ class AccessService:
             changes={"ended_at": self.clock.now(), "ended_by": actor},
             notice=Notice.REVOKED,
         )
+
+    def _mark_revoking(self, request: AccessRequest, actor: str) -> None:
+        """Note the revoker before deleting, so the sweeper does not call the gap drift.
+
+        Between our delete and our record the binding is gone while the request
+        is still active; an active request with ended_by set is a revocation in
+        flight, which drift detection leaves alone.
+        """
+        marked = self.store.update_fields(
+            request.id, expected=State.ACTIVE, changes={"ended_by": actor}
+        )
+        if not marked:
+            raise Conflict(_already(self._load(request.id)))
 
     def expire(
         self, request: AccessRequest, *, cause: str = "expired", notice: Notice = Notice.EXPIRED

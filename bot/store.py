@@ -143,7 +143,20 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    if not url.startswith("postgresql"):
+        return create_engine(url, pool_pre_ping=True)
+    # TCP keepalives: a leader whose network vanishes must lose its advisory lock
+    # (PostgreSQL notices the dead peer) instead of holding it for hours.
+    keepalives = {
+        "keepalives": 1,
+        "keepalives_idle": 10,
+        "keepalives_interval": 5,
+        "keepalives_count": 3,
+        "connect_timeout": 10,
+    }
+    return create_engine(
+        url, pool_pre_ping=True, pool_size=10, max_overflow=10, connect_args=keepalives
+    )
 
 
 class Store:

@@ -16,16 +16,16 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
 from bot.database import open_store
-from bot.domain import AccessRequest, State
+from bot.domain import AccessRequest
 from bot.store import Store
 from tests.harness import (
     APPROVAL_CHANNEL,
@@ -47,6 +47,33 @@ SWEEP_SECONDS = 2.0
 TICK_SECONDS = 1.0
 _DROPPED_ENV = ("DATABASE_URL", "JITSUDO_CONFIG", "SLACK_APP_TOKEN")
 _PROXY_ENV = ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
+T = TypeVar("T")
+
+
+def poll(predicate: Callable[[], T | None], *, timeout: float = 10.0) -> T:
+    """wait_until, typed: polls to a deadline for the first value that is not None."""
+    found: list[T] = []
+
+    def ready() -> bool:
+        value = predicate()
+        if value is not None:
+            found.append(value)
+        return value is not None
+
+    wait_until(ready, timeout=timeout)
+    return found[0]
+
+
+def request_when(
+    store: Store, request_id: str, test: Callable[[AccessRequest], bool], *, timeout: float = 10.0
+) -> AccessRequest:
+    """Poll the store until the request passes `test`; returns it as it was then."""
+
+    def found() -> AccessRequest | None:
+        request = store.get(request_id)
+        return request if request is not None and test(request) else None
+
+    return poll(found, timeout=timeout)
 
 
 def free_port() -> int:
@@ -152,11 +179,15 @@ class World:
     def sender(self) -> SlackSender:
         return self.bot.sender(self.slack)
 
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.engine.dispose()
+
     def request(self, text: str) -> AccessRequest:
         before = {r.id for r in self.store.find()}
         response = self.sender.command("/jitsudo", text, user=REQUESTER)
         assert response.status == 200, response.body
-        return wait_until(lambda: next((r for r in self.store.find() if r.id not in before), None))
+        return poll(lambda: next((r for r in self.store.find() if r.id not in before), None))
 
     def approval_ts(self, request_id: str) -> str:
         def find() -> str | None:
@@ -165,7 +196,7 @@ class World:
                     return str(message["ts"])
             return None
 
-        return wait_until(find)
+        return poll(find)
 
     def approve(self, request: AccessRequest) -> None:
         response = self.sender.block_action(
@@ -176,11 +207,6 @@ class World:
             message_ts=self.approval_ts(request.id),
         )
         assert response.status == 200, response.body
-
-    def state_of(self, request_id: str) -> State:
-        request = self.store.get(request_id)
-        assert request is not None
-        return request.state
 
     def binding(self, request: AccessRequest) -> dict[str, Any] | None:
         name = f"jitsudo-{request.id.lower()}"
@@ -231,5 +257,5 @@ def world(tmp_path: Path, **policy: Any) -> Iterator[World]:
         bot = BotProcess(document=document, env=_child_env(slack), workdir=tmp_path)
         stack.callback(bot.kill)
         state = World(kube=kube, slack=slack, bot=bot, database_url=database_url)
-        stack.callback(lambda: state._store and state._store.engine.dispose())
+        stack.callback(state.close)
         yield state

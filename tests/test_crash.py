@@ -20,7 +20,7 @@ from sqlmodel import Session, col, select
 from bot.domain import AccessRequest, State, new_request_id
 from bot.store import OutboxNotice, Store, Transition
 from tests.harness import APPROVER, REQUESTER, wait_until
-from tests.subprocess_bot import SWEEP_SECONDS, TICK_SECONDS, World, world
+from tests.subprocess_bot import SWEEP_SECONDS, TICK_SECONDS, World, request_when, world
 
 
 def notices_of(store: Store, request_id: str) -> list[OutboxNotice]:
@@ -33,10 +33,8 @@ def undelivered(store: Store) -> list[OutboxNotice]:
     return store.due_notices(datetime.now(UTC) + timedelta(days=1))
 
 
-def final(w: World, request_id: str, *, timeout: float = 10.0) -> AccessRequest:
-    return wait_until(
-        lambda: (r := w.store.get(request_id)) and r.state.is_final and r, timeout=timeout
-    )
+def final(w: World, request_id: str) -> AccessRequest:
+    return request_when(w.store, request_id, lambda r: r.state.is_final)
 
 
 def approve_in_database(store: Store, request: AccessRequest, *, at: datetime) -> None:
@@ -61,9 +59,7 @@ def test_killed_mid_grant_still_revoked_on_time_after_restart(tmp_path: Path, re
         w.bot.start()
         request = w.request("request --role view --scope staging --duration 4s --reason crash")
         w.approve(request)
-        active = wait_until(
-            lambda: (r := w.store.get(request.id)) and r.state is State.ACTIVE and r
-        )
+        active = request_when(w.store, request.id, lambda r: r.state is State.ACTIVE)
         assert w.binding(active) is not None and active.expires_at is not None
         expires_at = active.expires_at
 
@@ -99,9 +95,7 @@ def test_approved_but_not_granted_is_finished_after_restart(tmp_path: Path) -> N
         approve_in_database(w.store, doomed, at=decided)
 
         w.bot.start()
-        granted = wait_until(
-            lambda: (r := w.store.get(crashed.id)) and r.state is not State.APPROVED and r
-        )
+        granted = request_when(w.store, crashed.id, lambda r: r.state is not State.APPROVED)
         assert granted.state is State.ACTIVE, (granted, w.bot.log_tail())
         binding = w.binding(granted)
         assert binding is not None
@@ -125,7 +119,7 @@ def test_notice_pending_at_the_crash_is_delivered_after_restart(tmp_path: Path) 
         w.approval_ts(request.id)
         w.slack.fail(method="chat.postMessage", status=500, times=1000)
         w.approve(request)
-        wait_until(lambda: w.state_of(request.id) is State.ACTIVE)
+        request_when(w.store, request.id, lambda r: r.state is State.ACTIVE)
 
         def granted_notice_deferred() -> bool:
             return any(

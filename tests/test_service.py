@@ -372,3 +372,23 @@ def test_grants_shorter_than_the_warning_window_get_no_warning(
     service.approve(short.id, approver="UAPPROVER")
     clock.advance(minutes=1)
     assert expiry.warn_due(service) == 0
+
+
+def test_a_revocation_in_flight_is_not_drift(
+    service: AccessService, provider: FakeProvider
+) -> None:
+    request = service.approve(service.submit(draft()).id, approver="UAPPROVER")
+    service._mark_revoking(request, "UREQ")  # the revoker has deleted, not yet recorded
+    del provider.bindings[request.id]
+    assert expiry.sweep(service).drifted == 0
+    revoked = service.revoke(request.id, actor="UREQ")  # ...and the record then wins
+    assert revoked.state is State.REVOKED and revoked.ended_by == "UREQ"
+
+
+def test_a_failed_revoke_clears_its_mark(service: AccessService, provider: FakeProvider) -> None:
+    request = service.approve(service.submit(draft()).id, approver="UAPPROVER")
+    provider.failing["revoke"] = "API server down"
+    with pytest.raises(ProviderError):
+        service.revoke(request.id, actor="UREQ")
+    stored = service.store.get(request.id)
+    assert stored is not None and stored.state is State.ACTIVE and stored.ended_by is None
