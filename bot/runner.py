@@ -38,7 +38,22 @@ def socket_mode_handler(bot: Bot) -> SocketModeHandler:
     return SocketModeHandler(bot.app, app_token)
 
 
+def check_secrets(settings: Settings) -> None:
+    """Refuse to start without the secrets the chosen mode needs, naming the variable."""
+    secrets = settings.secrets
+    missing = [] if secrets.slack_bot_token.get_secret_value() else ["SLACK_BOT_TOKEN"]
+    if settings.slack.mode == "http" and not secrets.slack_signing_secret.get_secret_value():
+        missing.append("SLACK_SIGNING_SECRET (required in HTTP mode)")
+    if settings.slack.mode == "socket" and not secrets.slack_app_token.get_secret_value():
+        missing.append("SLACK_APP_TOKEN (required in Socket Mode)")
+    if not settings.slack.approval_channel:
+        missing.append("slack.approval_channel in the config file")
+    if missing:
+        raise SystemExit("jitsudo-bot: not set: " + ", ".join(missing))
+
+
 def serve(settings: Settings) -> None:
+    check_secrets(settings)
     bot = build_bot(settings)
     timers = start_background(bot)
     try:

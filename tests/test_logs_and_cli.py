@@ -56,3 +56,23 @@ def test_db_upgrade_and_audit(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     [line] = capsys.readouterr().out.splitlines()
     event = json.loads(line)
     assert (event["actor"], event["action"], event["request"]) == ("U1", "submitted", request.id)
+
+
+def test_serve_refuses_to_start_without_its_secrets(tmp_path: Path) -> None:
+    from bot.config import parse_settings
+    from bot.runner import check_secrets
+
+    http = parse_settings(
+        {"slack": {"mode": "http", "approval_channel": "C1"}}, {"SLACK_BOT_TOKEN": "xoxb-1"}
+    )
+    with pytest.raises(SystemExit, match="SLACK_SIGNING_SECRET"):
+        check_secrets(http)
+    socket = parse_settings({"slack": {"approval_channel": "C1"}}, {})
+    with pytest.raises(SystemExit, match=r"SLACK_BOT_TOKEN.*SLACK_APP_TOKEN"):
+        check_secrets(socket)
+    check_secrets(
+        parse_settings(
+            {"slack": {"approval_channel": "C1"}},
+            {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_APP_TOKEN": "xapp-1"},
+        )
+    )

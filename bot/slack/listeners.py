@@ -16,7 +16,13 @@ from typing import Any
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
-from bot.domain import InvalidInput, format_duration, parse_duration, parse_request_id
+from bot.domain import (
+    AccessRequest,
+    InvalidInput,
+    format_duration,
+    parse_duration,
+    parse_request_id,
+)
 from bot.errors import AccessError, GrantFailed
 from bot.service import AccessService, Draft
 from bot.slack import blocks, commands
@@ -44,11 +50,6 @@ def register(app: App, deps: Deps) -> None:
     app.view("extend_modal")(handlers.extend_modal)
 
 
-def user_message(error: AccessError) -> str:
-    """The one mapping from domain errors to what the user reads."""
-    return str(error)
-
-
 class _Handlers:
     def __init__(self, deps: Deps) -> None:
         self.service = deps.service
@@ -68,46 +69,37 @@ class _Handlers:
                 return
             respond(**_ephemeral(self._run(parsed, user)))
         except (AccessError, InvalidInput) as error:
-            respond(
-                **_ephemeral(
-                    blocks.error_reply(
-                        user_message(error) if isinstance(error, AccessError) else str(error)
-                    )
-                )
-            )
+            respond(**_ephemeral(blocks.error_reply(str(error))))
 
-    def _run(self, parsed: commands.Command, user: str) -> blocks.Message:
+    def _run(self, parsed: commands.Command, user: str) -> blocks.Message:  # noqa: PLR0911
+        """One subcommand, one service operation, one reply."""
         service = self.service
-        simple: dict[type[Any], Callable[[Any], blocks.Message]] = {
-            commands.Help: lambda _: blocks.help_reply(),
-            commands.Status: lambda c: blocks.status_reply(service.get(c.request_id, viewer=user)),
-            commands.ListRequests: lambda _: blocks.list_reply(
-                service.mine(user),
-                service.awaiting(user) if service.approvers.is_approver(user) else None,
-            ),
-            commands.Revoke: lambda c: blocks.decision_reply(
-                service.revoke(c.request_id, actor=user)
-            ),
-            commands.Approve: lambda c: self._approve(c.request_id, user),
-            commands.Deny: lambda c: blocks.decision_reply(
-                service.deny(c.request_id, approver=user, note=c.reason)
-            ),
-            commands.Cancel: lambda c: blocks.decision_reply(
-                service.cancel(c.request_id, actor=user)
-            ),
-            commands.RequestAccess: lambda c: blocks.submitted_reply(self._submit(c, user)),
-            commands.Extend: lambda c: blocks.submitted_reply(
-                service.request_extension(
-                    c.request_id, requester=user, duration=c.duration, reason=c.reason
+        match parsed:
+            case commands.RequestAccess():
+                return blocks.submitted_reply(self._submit(parsed, user))
+            case commands.Extend(request_id=request_id, duration=duration, reason=reason):
+                extension = service.request_extension(
+                    request_id, requester=user, duration=duration, reason=reason
                 )
-            ),
-        }
-        handler = simple.get(type(parsed))
-        if handler is None:
-            raise InvalidInput(f"`{type(parsed).__name__}` is not available yet.\n{commands.USAGE}")
-        return handler(parsed)
+                return blocks.submitted_reply(extension)
+            case commands.Status(request_id=request_id):
+                request = service.get(request_id, viewer=user)
+                return blocks.status_reply(request, request_ttl=service.policy.request_ttl)
+            case commands.ListRequests():
+                awaiting = service.awaiting(user) if service.approvers.is_approver(user) else None
+                return blocks.list_reply(service.mine(user), awaiting)
+            case commands.Approve(request_id=request_id):
+                return self._approve(request_id, user)
+            case commands.Deny(request_id=request_id, reason=reason):
+                return blocks.decision_reply(service.deny(request_id, approver=user, note=reason))
+            case commands.Cancel(request_id=request_id):
+                return blocks.decision_reply(service.cancel(request_id, actor=user))
+            case commands.Revoke(request_id=request_id):
+                return blocks.decision_reply(service.revoke(request_id, actor=user))
+            case _:
+                return blocks.help_reply()
 
-    def _submit(self, parsed: commands.RequestAccess, user: str) -> Any:
+    def _submit(self, parsed: commands.RequestAccess, user: str) -> AccessRequest:
         draft = Draft(
             requester=user,
             k8s_user=self.people.kubernetes_user(user),
