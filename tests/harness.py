@@ -238,6 +238,24 @@ class _RunningBot:
         self.bot.store.engine.dispose()
 
 
+def stand_ins(stack: ExitStack, tmp_path: Path) -> tuple[KubeApiServer, SlackApiServer, Path]:
+    """Both stand-ins, seeded like a fresh cluster and workspace; closed with `stack`.
+
+    The bot's token is authorized only by manifests/rbac.yaml.
+    """
+    kube = stack.enter_context(KubeApiServer())
+    kube.apply_manifest(str(MANIFEST))
+    for namespace in ("production", "staging"):
+        kube.add_namespace(namespace)
+    token = kube.add_token(
+        BOT_USER, groups=["system:serviceaccounts", "system:serviceaccounts:jitsudo"]
+    )
+    kubeconfig = Path(kube.write_kubeconfig(tmp_path / "kubeconfig", token=token))
+    slack = stack.enter_context(SlackApiServer(bot_token=BOT_TOKEN))
+    _users(slack)
+    return kube, slack, kubeconfig
+
+
 @contextmanager
 def running_bot(
     tmp_path: Path,
@@ -249,16 +267,7 @@ def running_bot(
     **policy: Any,
 ) -> Iterator[Harness]:
     with ExitStack() as stack:
-        kube = stack.enter_context(KubeApiServer())
-        kube.apply_manifest(str(MANIFEST))
-        for namespace in ("production", "staging"):
-            kube.add_namespace(namespace)
-        token = kube.add_token(
-            BOT_USER, groups=["system:serviceaccounts", "system:serviceaccounts:jitsudo"]
-        )
-        kubeconfig = kube.write_kubeconfig(tmp_path / "kubeconfig", token=token)
-        slack = stack.enter_context(SlackApiServer(bot_token=BOT_TOKEN))
-        _users(slack)
+        kube, slack, kubeconfig = stand_ins(stack, tmp_path)
         document = settings_document(
             Path(kubeconfig), database or f"sqlite:///{tmp_path}/jitsudo.db", **policy
         )

@@ -31,12 +31,10 @@ from tests.harness import (
     APPROVAL_CHANNEL,
     APPROVER,
     BOT_TOKEN,
-    BOT_USER,
-    MANIFEST,
     REQUESTER,
     SIGNING_SECRET,
-    _users,
     settings_document,
+    stand_ins,
     wait_until,
 )
 from tests.kubeapi import KubeApiServer
@@ -241,16 +239,7 @@ def _child_env(slack: SlackApiServer) -> dict[str, str]:
 def world(tmp_path: Path, **policy: Any) -> Iterator[World]:
     """Stand-ins up, a bot process configured (not started); everything torn down after."""
     with ExitStack() as stack:
-        kube = stack.enter_context(KubeApiServer())
-        kube.apply_manifest(str(MANIFEST))
-        for namespace in ("production", "staging"):
-            kube.add_namespace(namespace)
-        token = kube.add_token(
-            BOT_USER, groups=["system:serviceaccounts", "system:serviceaccounts:jitsudo"]
-        )
-        kubeconfig = kube.write_kubeconfig(tmp_path / "kubeconfig", token=token)
-        slack = stack.enter_context(SlackApiServer(bot_token=BOT_TOKEN))
-        _users(slack)
+        kube, slack, kubeconfig = stand_ins(stack, tmp_path)
         database_url = f"sqlite:///{tmp_path}/jitsudo.db"
         document = settings_document(kubeconfig, database_url, **policy)
         document["scheduler"] = {"sweep_interval": f"{SWEEP_SECONDS:g}s"}

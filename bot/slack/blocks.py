@@ -148,12 +148,16 @@ def _footnote(request: AccessRequest) -> Block:
     return context(f"Request {code(request.id)} · `/jitsudo status {request.id}`")
 
 
-def granted_dm(request: AccessRequest, *, tz: str | None) -> Message:
-    """Expiry in UTC and, when Slack knows it, in the requester's own timezone."""
+def _until(request: AccessRequest, tz: str | None) -> str:
+    """The expiry in UTC, then in the requester's own timezone when Slack knows it."""
     until = utc(request.expires_at)
     local = local_time(request.expires_at, tz) if request.expires_at else None
-    if local:
-        until += f" ({local}, {one_line(tz or '', 60)})"
+    return f"{until} ({local}, {one_line(tz or '', 60)})" if local else until
+
+
+def granted_dm(request: AccessRequest, *, tz: str | None) -> Message:
+    """Expiry in UTC and, when Slack knows it, in the requester's own timezone."""
+    until = _until(request, tz)
     text = (
         f"✅ Approved by {who(request.decided_by)}. Your {grant_text(request)} is active "
         f"until *{until}*.\nIt is bound to your own identity {code(request.k8s_user, 250)}: "
@@ -226,10 +230,7 @@ def cancelled_dm(request: AccessRequest) -> Message:
 
 def extended_dm(request: AccessRequest, *, tz: str | None) -> Message:
     """The extension was approved: the same binding now lasts longer."""
-    until = utc(request.expires_at)
-    local = local_time(request.expires_at, tz) if request.expires_at else None
-    if local:
-        until += f" ({local}, {one_line(tz or '', 60)})"
+    until = _until(request, tz)
     text = (
         f"✅ {who(request.decided_by)} approved your extension: your {grant_text(request)} "
         f"({code(request.extends or '')}) now lasts until *{until}*. Nothing was interrupted."
