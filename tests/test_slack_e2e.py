@@ -398,3 +398,46 @@ def test_socket_mode_wiring_without_network(tmp_path: Path) -> None:
                     )
                 )
             )
+
+
+def test_extend_and_revoke_now_buttons(h: Harness) -> None:
+    from bot.slack import blocks
+
+    request = h.request("request --role view --scope staging --duration 10m --reason dm")
+    click(h, "approve", request.id, APPROVER)
+    wait_until(lambda: h.dms_to(REQUESTER))
+    dm_channel = f"D{REQUESTER}"
+    h.sender.block_action("extend", request.id, user=REQUESTER, channel=dm_channel)
+    opened = wait_until(
+        lambda: [
+            c
+            for c in h.slack.calls_to("views.open")
+            if c.payload["view"]["callback_id"] == "extend_modal"
+        ]
+    )
+    assert opened[-1].payload["view"]["private_metadata"] == request.id
+
+    def values(duration: str) -> dict[str, Any]:
+        return {
+            blocks.EXTEND_DURATION_BLOCK: {
+                blocks.EXTEND_DURATION_ACTION: {"type": "plain_text_input", "value": duration}
+            },
+            blocks.EXTEND_REASON_BLOCK: {
+                blocks.EXTEND_REASON_ACTION: {"type": "plain_text_input", "value": "more"}
+            },
+        }
+
+    too_long = h.sender.view_submission("extend_modal", values("5h"), user=REQUESTER)
+    assert blocks.EXTEND_DURATION_BLOCK in too_long.json()["errors"]
+    assert "maximum" in json.dumps(too_long.json())
+    ok = h.sender.view_submission("extend_modal", values("20m"), user=REQUESTER)
+    assert ok.status == 200 and not ok.body.strip()
+    extension = wait_until(lambda: next((r for r in h.bot.store.find() if r.extends), None))
+    assert extension.extends == request.id and extension.state is State.PENDING
+
+    h.sender.block_action("revoke_now", request.id, user=REQUESTER, channel=dm_channel)
+    wait_until(lambda: binding_of(h, request.id, "staging") is None)
+    revoked = wait_until(
+        lambda: (r := h.bot.store.get(request.id)) and r.state is State.REVOKED and r
+    )
+    assert revoked.ended_by == REQUESTER

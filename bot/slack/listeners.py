@@ -168,17 +168,15 @@ class _Handlers:
     def request_modal(self, ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         user = body["user"]["id"]
         values = blocks.read_request_modal(body["view"]["state"]["values"])
-        errors = blocks.request_modal_errors(values)
-        if errors:
-            ack(response_action="errors", errors=errors)
-            return
-        try:
-            request = self.service.submit(self._modal_draft(user, values))
-        except (AccessError, InvalidInput) as error:
-            ack(response_action="errors", errors={_error_block(str(error)): str(error)[:150]})
-            return
-        ack()
-        _dm(client, user, blocks.submitted_reply(request))
+        _finish_modal(
+            ack,
+            client,
+            user,
+            errors=blocks.request_modal_errors(values),
+            operation=lambda: self.service.submit(self._modal_draft(user, values)),
+            place=_request_error_block,
+            reply=blocks.submitted_reply,
+        )
 
     def _modal_draft(self, user: str, values: dict[str, str | bool]) -> Draft:
         scope = str(values.get("scope") or "")
@@ -201,39 +199,60 @@ class _Handlers:
     def extend_modal(self, ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         user = body["user"]["id"]
         values = blocks.read_extend_modal(body["view"]["state"]["values"])
-        errors = blocks.extend_modal_errors(values)
-        if errors:
-            ack(response_action="errors", errors=errors)
-            return
-        try:
-            request = self.service.request_extension(
+        _finish_modal(
+            ack,
+            client,
+            user,
+            errors=blocks.extend_modal_errors(values),
+            operation=lambda: self.service.request_extension(
                 parse_request_id(body["view"]["private_metadata"]),
                 requester=user,
                 duration=parse_duration(values["duration"]),
                 reason=values["reason"],
-            )
-        except (AccessError, InvalidInput) as error:
-            block = (
-                blocks.EXTEND_DURATION_BLOCK
-                if "uration" in str(error)
-                else (blocks.EXTEND_REASON_BLOCK)
-            )
-            ack(response_action="errors", errors={block: str(error)[:150]})
-            return
-        ack()
-        _dm(client, user, blocks.submitted_reply(request))
+            ),
+            place=lambda message: (
+                blocks.EXTEND_DURATION_BLOCK if "uration" in message else blocks.EXTEND_REASON_BLOCK
+            ),
+            reply=blocks.submitted_reply,
+        )
 
     def deny_modal(self, ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         user = body["user"]["id"]
-        request_id = parse_request_id(body["view"]["private_metadata"])
         note = blocks.read_deny_modal(body["view"]["state"]["values"])
-        try:
-            request = self.service.deny(request_id, approver=user, note=note)
-        except AccessError as error:
-            ack(response_action="errors", errors={blocks.DENY_REASON_BLOCK: str(error)[:150]})
-            return
-        ack()
-        _dm(client, user, blocks.decision_reply(request))
+        _finish_modal(
+            ack,
+            client,
+            user,
+            errors={},
+            operation=lambda: self.service.deny(
+                parse_request_id(body["view"]["private_metadata"]), approver=user, note=note
+            ),
+            place=lambda _: blocks.DENY_REASON_BLOCK,
+            reply=blocks.decision_reply,
+        )
+
+
+def _finish_modal(
+    ack: Ack,
+    client: WebClient,
+    user: str,
+    *,
+    errors: dict[str, str],
+    operation: Callable[[], AccessRequest],
+    place: Callable[[str], str],
+    reply: Callable[[AccessRequest], blocks.Message],
+) -> None:
+    """Errors travel in the ack, shown next to their input; success is confirmed by DM."""
+    if errors:
+        ack(response_action="errors", errors=errors)
+        return
+    try:
+        request = operation()
+    except (AccessError, InvalidInput) as error:
+        ack(response_action="errors", errors={place(str(error)): str(error)[:150]})
+        return
+    ack()
+    _dm(client, user, reply(request))
 
 
 def _action_value(body: dict[str, Any]) -> str:
@@ -262,7 +281,7 @@ _ERROR_BLOCKS = (
 )
 
 
-def _error_block(message: str) -> str:
+def _request_error_block(message: str) -> str:
     """Show a modal error next to the input it is about."""
     lowered = message.lower()
     for word, block_id in _ERROR_BLOCKS:
