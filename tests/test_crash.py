@@ -134,7 +134,7 @@ def test_notice_pending_at_the_crash_is_delivered_after_restart(tmp_path: Path) 
         assert not w.dms(request.id, "active until")
 
         with w.slack.lock:  # Slack is back; the stand-in has no public reset of faults
-            w.slack._faults.clear()
+            w.slack.clear_faults()
         w.bot.start()
         wait_until(lambda: w.dms(request.id, "active until"), timeout=15)
         wait_until(lambda: not undelivered(w.store), timeout=10)

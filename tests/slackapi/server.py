@@ -144,6 +144,11 @@ class SlackApiServer:
             fault = _Fault(status, retry_after, ok_false, times)
             self._faults.setdefault(method, []).append(fault)
 
+    def clear_faults(self) -> None:
+        """Slack is healthy again: drop every fault still queued."""
+        with self.lock:
+            self._faults.clear()
+
     # -- inspection ----------------------------------------------------------
 
     @property
