@@ -286,6 +286,10 @@ def test_subcommands(h: Harness) -> None:
     )
     assert revoked.ended_by == ADMIN
     wait_until(lambda: any("revoked" in json.dumps(d).lower() for d in h.dms_to(REQUESTER)))
+    role_reads = [
+        r for r in h.kube.requests if r.method == "GET" and r.path.endswith("/clusterroles/view")
+    ]
+    assert len(role_reads) == 2  # pre-flight, then one read shared by every message redraw
 
 
 def test_deny_and_cancel_by_command(h: Harness) -> None:

@@ -19,6 +19,7 @@ from bot.errors import ProviderError
 from bot.outbox import DeliveryDeferred
 from bot.ports import AccessProvider, Clock, RoleRule
 from bot.slack import blocks
+from bot.slack.cache import TtlCache
 from bot.slack.people import People
 from bot.store import OutboxNotice, Store
 
@@ -57,6 +58,7 @@ class SlackNotifier:
         self.clock = clock
         self.approval_channel = approval_channel
         self.request_ttl = request_ttl
+        self._role_rules = TtlCache()  # a failed read raises and is not cached
 
     def deliver(self, notice: OutboxNotice) -> None:
         request = self.store.get(notice.request_id)
@@ -113,7 +115,7 @@ class SlackNotifier:
 
     def _rules(self, role: str) -> list[RoleRule] | None:
         try:
-            return self.provider.describe_role(role)
+            return self._role_rules.get(role, lambda: self.provider.describe_role(role))
         except ProviderError as error:
             log.warning("cannot read the rules of %s: %s", role, error)
             return None

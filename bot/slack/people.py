@@ -7,41 +7,16 @@ clicks does not hit Slack's rate limits. Used by the listeners and the notifier.
 from __future__ import annotations
 
 import logging
-import threading
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.config import IdentitySettings, SlackSettings
 from bot.domain import InvalidInput
+from bot.slack.cache import TtlCache
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
-CACHE_SECONDS = 60.0
-
-
-class _TtlCache:
-    """A tiny thread-safe cache; entries live CACHE_SECONDS."""
-
-    def __init__(self, ttl: float = CACHE_SECONDS) -> None:
-        self.ttl = ttl
-        self._entries: dict[str, tuple[float, Any]] = {}
-        self._lock = threading.Lock()
-
-    def get(self, key: str, load: Callable[[], T]) -> T:
-        with self._lock:
-            hit = self._entries.get(key)
-        if hit and time.monotonic() - hit[0] < self.ttl:
-            value: T = hit[1]
-            return value
-        value = load()
-        with self._lock:
-            self._entries[key] = (time.monotonic(), value)
-        return value
 
 
 @dataclass(frozen=True)
@@ -62,8 +37,8 @@ class People:
         self.client = client
         self.identity = identity
         self.slack = slack
-        self._profiles = _TtlCache()
-        self._groups = _TtlCache()
+        self._profiles = TtlCache()
+        self._groups = TtlCache()
 
     def profile(self, user_id: str) -> Profile:
         return self._profiles.get(user_id, lambda: self._load_profile(user_id))
