@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from bot.logs import configure_logging
 
-    configure_logging(os.environ.get("JITSUDO_LOG_LEVEL", "INFO"))
+    configure_logging(os.environ.get("JITSUDO_LOG_LEVEL") or "INFO")
     try:
         settings = load_settings(args.config)
     except ConfigError as error:
