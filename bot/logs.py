@@ -31,4 +31,11 @@ def configure_logging(level: str = "INFO") -> None:
     handler.addFilter(RedactingFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level)
+    try:
+        root.setLevel(level.upper())
+    except ValueError:
+        root.setLevel(logging.INFO)
+        root.warning(
+            "JITSUDO_LOG_LEVEL=%s is not a level (DEBUG, INFO, WARNING, ERROR); using INFO",
+            level[:20],
+        )
