@@ -46,10 +46,10 @@ def test_db_upgrade_and_audit(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert main(["--config", str(path), "db", "upgrade"]) == 0
     from bot.database import open_store
     from bot.domain import Notice
-    from tests.test_store import _request
+    from tests.factories import access_request
 
     store = open_store(f"sqlite:///{tmp_path}/a.db")
-    request = _request()
+    request = access_request()
     store.insert(request, actor="U1", notice=Notice.SUBMITTED)
     capsys.readouterr()
     assert main(["--config", str(path), "audit", request.id]) == 0

@@ -8,12 +8,12 @@ from bot.domain import Notice
 from bot.outbox import DeliveryDeferred, OutboxWorker
 from bot.store import OutboxNotice, Store
 from tests.conftest import FakeClock
-from tests.test_store import _request
+from tests.factories import access_request
 
 
 def test_delivers_due_notices_once(store: Store, clock: FakeClock) -> None:
     delivered: list[str] = []
-    request = _request(created_at=clock.now())
+    request = access_request(created_at=clock.now())
     store.insert(request, actor="U1", notice=Notice.SUBMITTED)
     worker = OutboxWorker(store, lambda n: delivered.append(n.kind), clock)
     assert worker.run_once() == 1
@@ -29,7 +29,7 @@ def test_retry_after_is_honoured_then_delivered(store: Store, clock: FakeClock) 
         if len(attempts) == 1:
             raise DeliveryDeferred("ratelimited", retry_after=7)
 
-    store.insert(_request(created_at=clock.now()), actor="U1", notice=Notice.SUBMITTED)
+    store.insert(access_request(created_at=clock.now()), actor="U1", notice=Notice.SUBMITTED)
     worker = OutboxWorker(store, flaky, clock)
     assert worker.run_once() == 0
     clock.advance(seconds=6)
@@ -45,7 +45,7 @@ def test_backoff_grows_and_gives_up_after_max_attempts(store: Store, clock: Fake
         calls.append(notice.attempts)
         raise DeliveryDeferred("fatal_error")
 
-    store.insert(_request(created_at=clock.now()), actor="U1", notice=Notice.SUBMITTED)
+    store.insert(access_request(created_at=clock.now()), actor="U1", notice=Notice.SUBMITTED)
     worker = OutboxWorker(store, down, clock, max_attempts=4)
     for _ in range(10):
         worker.run_once()
@@ -55,7 +55,7 @@ def test_backoff_grows_and_gives_up_after_max_attempts(store: Store, clock: Fake
 
 
 def test_inactive_worker_delivers_nothing(store: Store, clock: FakeClock) -> None:
-    store.insert(_request(created_at=clock.now()), actor="U1", notice=Notice.SUBMITTED)
+    store.insert(access_request(created_at=clock.now()), actor="U1", notice=Notice.SUBMITTED)
     worker = OutboxWorker(store, lambda n: None, clock)
     worker.active.clear()  # a follower replica
     assert worker.run_once() == 0

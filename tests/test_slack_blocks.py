@@ -20,6 +20,7 @@ from bot.domain import DRIFT_CAUSE, AccessRequest, State
 from bot.ports import RoleRule
 from bot.slack import blocks
 from bot.slack.blocks import Message
+from tests.factories import access_request
 
 ID = "req_01J8KZ4Q2M3N5P6R7S8T9VWXYZ"
 RBAC = "rbac.authorization.k8s.io"
@@ -32,20 +33,13 @@ FORBIDDEN = ("<!channel", "<!here", "<@U123>", "<!subteam", "<https://evil", "<h
 
 
 def make(**changes: Any) -> AccessRequest:
-    base = AccessRequest(
-        id=ID,
-        requester=REQUESTER,
-        k8s_user="alice@example.com",
-        provider="kubernetes",
-        role="edit",
-        scope="production",
-        namespace="production",
-        duration=timedelta(minutes=30),
-        reason="Scale deployment for traffic spike",
-        state=State.PENDING,
-        created_at=T0,
-    )
-    return base.evolve(**changes)
+    defaults: dict[str, Any] = {
+        "id": ID,
+        "requester": REQUESTER,
+        "reason": "Scale deployment for traffic spike",
+        "created_at": T0,
+    }
+    return access_request(**{**defaults, **changes})
 
 
 def decided(state: State, **changes: Any) -> AccessRequest:

@@ -4,34 +4,16 @@ from __future__ import annotations
 
 import json
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlmodel import SQLModel
 
 from bot.database import migrate
-from bot.domain import AccessRequest, Notice, State, new_request_id
+from bot.domain import Notice, State
 from bot.store import Store, Transition
-
-NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
-
-
-def _request(**changes: object) -> AccessRequest:
-    base = AccessRequest(
-        id=new_request_id(),
-        requester="U1",
-        k8s_user="alice@example.com",
-        provider="kubernetes",
-        role="edit",
-        scope="production",
-        namespace="production",
-        duration=timedelta(minutes=30),
-        reason="scale",
-        state=State.PENDING,
-        created_at=NOW,
-    )
-    return base.evolve(**changes)
+from tests.factories import NOW, access_request
 
 
 def _approve(actor: str) -> Transition:
@@ -46,7 +28,7 @@ def _approve(actor: str) -> Transition:
 
 
 def test_round_trip_keeps_every_field_and_utc(store: Store) -> None:
-    request = _request(expires_at=NOW + timedelta(hours=1), extends="req_X", warned=True)
+    request = access_request(expires_at=NOW + timedelta(hours=1), extends="req_X", warned=True)
     store.insert(request, actor="U1", notice=Notice.SUBMITTED)
     loaded = store.get(request.id)
     assert loaded == request
@@ -54,7 +36,7 @@ def test_round_trip_keeps_every_field_and_utc(store: Store) -> None:
 
 
 def test_transition_applies_only_from_the_expected_state(store: Store) -> None:
-    request = _request()
+    request = access_request()
     store.insert(request, actor="U1", notice=None)
     moved = store.transition(request.id, _approve("U2"))
     assert moved is not None and moved.state is State.APPROVED and moved.decided_by == "U2"
@@ -64,7 +46,7 @@ def test_transition_applies_only_from_the_expected_state(store: Store) -> None:
 
 
 def test_transition_writes_audit_and_outbox_atomically(store: Store) -> None:
-    request = _request()
+    request = access_request()
     store.insert(request, actor="U1", notice=Notice.SUBMITTED)
     move = Transition(
         expected=State.PENDING,
@@ -84,7 +66,7 @@ def test_transition_writes_audit_and_outbox_atomically(store: Store) -> None:
 
 
 def test_twenty_concurrent_approvals_one_winner(store: Store) -> None:
-    request = _request()
+    request = access_request()
     store.insert(request, actor="U1", notice=None)
     barrier = threading.Barrier(20)
     winners: list[str] = []
@@ -105,7 +87,7 @@ def test_twenty_concurrent_approvals_one_winner(store: Store) -> None:
 
 
 def test_outbox_delivery_is_claimed_once_and_postponed(store: Store) -> None:
-    request = _request()
+    request = access_request()
     store.insert(request, actor="U1", notice=Notice.SUBMITTED)
     [notice] = store.due_notices(NOW)
     assert notice.id is not None
@@ -119,8 +101,10 @@ def test_outbox_delivery_is_claimed_once_and_postponed(store: Store) -> None:
 
 
 def test_find_filters(store: Store) -> None:
-    old = _request(created_at=NOW - timedelta(hours=2))
-    active = _request(state=State.ACTIVE, expires_at=NOW - timedelta(seconds=1), requester="U9")
+    old = access_request(created_at=NOW - timedelta(hours=2))
+    active = access_request(
+        state=State.ACTIVE, expires_at=NOW - timedelta(seconds=1), requester="U9"
+    )
     store.insert(old, actor="U1", notice=None)
     store.insert(active, actor="U9", notice=None)
     assert [
@@ -131,7 +115,7 @@ def test_find_filters(store: Store) -> None:
 
 
 def test_update_fields_is_conditional(store: Store) -> None:
-    request = _request(state=State.ACTIVE)
+    request = access_request(state=State.ACTIVE)
     store.insert(request, actor="U1", notice=None)
     assert store.update_fields(
         request.id,
