@@ -285,7 +285,6 @@ class Store:
         requester: str | None = None,
         expires_before: datetime | None = None,
         created_before: datetime | None = None,
-        extends: str | None = None,
         limit: int = 500,
     ) -> list[AccessRequest]:
         query = select(RequestRow)
@@ -297,8 +296,6 @@ class Store:
             query = query.where(col(RequestRow.expires_at) <= expires_before)
         if created_before is not None:
             query = query.where(col(RequestRow.created_at) <= created_before)
-        if extends is not None:
-            query = query.where(col(RequestRow.extends) == extends)
         query = query.order_by(col(RequestRow.created_at).desc()).limit(limit)
         with self._session() as session:
             return [_to_domain(row) for row in session.exec(query)]
@@ -341,11 +338,6 @@ class Store:
                 .where(col(OutboxNotice.id) == notice_id)
                 .values(due_at=until, attempts=OutboxNotice.attempts + 1, last_error=error[:500])
             )
-            session.commit()
-
-    def add_notice(self, request_id: str, kind: str, at: datetime) -> None:
-        with self._session() as session:
-            session.add(OutboxNotice(request_id=request_id, kind=kind, created_at=at, due_at=at))
             session.commit()
 
 
