@@ -26,6 +26,7 @@ from bot.domain import (
 from bot.errors import AccessError, GrantFailed
 from bot.service import AccessService, Draft
 from bot.slack import blocks, commands
+from bot.slack.notifier import send_dm
 from bot.slack.people import People
 
 log = logging.getLogger(__name__)
@@ -252,7 +253,7 @@ def _finish_modal(
         ack(response_action="errors", errors={place(str(error)): str(error)[:150]})
         return
     ack()
-    _dm(client, user, reply(request))
+    send_dm(client, user, reply(request))
 
 
 def _action_value(body: dict[str, Any]) -> str:
@@ -266,11 +267,6 @@ def _ephemeral(message: blocks.Message) -> dict[str, Any]:
         "response_type": "ephemeral",
         "replace_original": False,
     }
-
-
-def _dm(client: WebClient, user: str, message: blocks.Message) -> None:
-    channel = client.conversations_open(users=user)["channel"]["id"]
-    client.chat_postMessage(channel=channel, text=message.text, blocks=message.blocks)
 
 
 _ERROR_BLOCKS = (

@@ -110,8 +110,7 @@ class SlackNotifier:
         self.client.chat_update(channel=channel, ts=ts, text=message.text, blocks=message.blocks)
 
     def _dm(self, request: AccessRequest, message: blocks.Message) -> None:
-        channel = self.client.conversations_open(users=request.requester)["channel"]["id"]
-        self.client.chat_postMessage(channel=channel, text=message.text, blocks=message.blocks)
+        send_dm(self.client, request.requester, message)
 
     def _rules(self, role: str) -> list[RoleRule] | None:
         try:
@@ -119,6 +118,12 @@ class SlackNotifier:
         except ProviderError as error:
             log.warning("cannot read the rules of %s: %s", role, error)
             return None
+
+
+def send_dm(client: WebClient, user: str, message: blocks.Message) -> None:
+    """Open (or find) the DM with `user` and post `message` there."""
+    channel = client.conversations_open(users=user)["channel"]["id"]
+    client.chat_postMessage(channel=channel, text=message.text, blocks=message.blocks)
 
 
 def _deferred(error: SlackApiError) -> DeliveryDeferred:
