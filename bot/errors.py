@@ -6,7 +6,7 @@ detail; the Slack adapter maps them to messages in one place.
 
 from __future__ import annotations
 
-from bot.domain import InvalidInput
+from bot.domain import AccessRequest, InvalidInput
 
 __all__ = [
     "AccessError",
@@ -45,3 +45,7 @@ class ProviderError(AccessError):
 
 class GrantFailed(AccessError):
     """Approval went through but the grant could not be made; the request is failed."""
+
+    def __init__(self, message: str, *, request: AccessRequest) -> None:
+        super().__init__(message)
+        self.request = request

@@ -132,19 +132,25 @@ class AccessService:
     def mine(self, user: str) -> list[AccessRequest]:
         return self.store.find(requester=user, limit=20)
 
-    def awaiting(self, approver: str) -> list[AccessRequest]:
-        """Pending requests this approver may decide (never their own)."""
+    def awaiting(self, approver: str) -> list[AccessRequest] | None:
+        """Pending requests this approver may decide (never their own); None for non-approvers."""
         if not self.approvers.is_approver(approver):
-            return []
+            return None
         pending = self.store.find(states=[State.PENDING], limit=50)
         return [request for request in pending if request.requester != approver]
 
     # --- decisions ----------------------------------------------------------
 
+    def may_decide(self, request_id: str, *, approver: str) -> AccessRequest:
+        """Raise unless `approver` may decide this request now (before asking them why)."""
+        request = self._decidable(request_id, approver)
+        if request.state is not State.PENDING:
+            raise Conflict(_already(request))
+        return request
+
     def approve(self, request_id: str, *, approver: str) -> AccessRequest:
         """Approve and grant; exactly one approval wins however many clicks arrive."""
-        request = self._load(request_id)
-        rules.check_can_decide(request, approver, self.approvers)
+        request = self._decidable(request_id, approver)
         now = self.clock.now()
         approved = self._move(
             request,
@@ -160,8 +166,7 @@ class AccessService:
         return self.complete_approval(approved)
 
     def deny(self, request_id: str, *, approver: str, note: str = "") -> AccessRequest:
-        request = self._load(request_id)
-        rules.check_can_decide(request, approver, self.approvers)
+        request = self._decidable(request_id, approver)
         note = note.strip()[: self.policy.max_reason_length]
         denied = self._move(
             request,
@@ -304,6 +309,11 @@ class AccessService:
             raise NotFound(f"No request {request_id}. Check the ID with /jitsudo list.")
         return request
 
+    def _decidable(self, request_id: str, approver: str) -> AccessRequest:
+        request = self._load(request_id)
+        rules.check_can_decide(request, approver, self.approvers)
+        return request
+
     def _move(
         self,
         request: AccessRequest,
@@ -337,8 +347,8 @@ class AccessService:
         try:
             self.provider.grant(_grant_of(request, expires_at=request.expires_at))
         except ProviderError as error:
-            self._finish_grant(request, State.FAILED, {"cause": str(error)}, Notice.FAILED)
-            raise GrantFailed(f"Approved, but the grant failed: {error}") from error
+            failed = self._finish_grant(request, State.FAILED, {"cause": str(error)}, Notice.FAILED)
+            raise GrantFailed(f"Approved, but the grant failed: {error}", request=failed) from error
         return self._finish_grant(
             request, State.ACTIVE, {"granted_at": self.clock.now()}, Notice.GRANTED
         )
@@ -357,8 +367,12 @@ class AccessService:
                 raise ProviderError(f"{parent.id} is {parent.state}; there is nothing to extend")
             self.provider.extend(parent.id, parent.target, new_expiry)
         except ProviderError as error:
-            self._finish_grant(extension, State.FAILED, {"cause": str(error)}, Notice.FAILED)
-            raise GrantFailed(f"Approved, but the extension failed: {error}") from error
+            failed = self._finish_grant(
+                extension, State.FAILED, {"cause": str(error)}, Notice.FAILED
+            )
+            raise GrantFailed(
+                f"Approved, but the extension failed: {error}", request=failed
+            ) from error
         moved = self.store.update_fields(
             parent.id,
             expected=State.ACTIVE,
@@ -367,8 +381,8 @@ class AccessService:
         )
         if not moved:
             cause = f"{parent.id} ended before the extension was applied"
-            self._finish_grant(extension, State.FAILED, {"cause": cause}, Notice.FAILED)
-            raise GrantFailed(f"Approved, but {cause}.")
+            failed = self._finish_grant(extension, State.FAILED, {"cause": cause}, Notice.FAILED)
+            raise GrantFailed(f"Approved, but {cause}.", request=failed)
         return self._finish_grant(
             extension,
             State.EXTENDED,

@@ -159,6 +159,20 @@ def test_deny_with_reason(h: Harness) -> None:
     assert binding_of(h, request.id, "production") is None
 
 
+def test_deny_button_refuses_before_asking_for_a_reason(h: Harness) -> None:
+    own = h.request(
+        "request --role edit --scope production --duration 5m --reason a", user=APPROVER
+    )
+    count = len(h.replies())
+    click(h, "deny", own.id, APPROVER)
+    assert "your own request" in last_reply_text(h, count)
+    count = len(h.replies())
+    click(h, "deny", own.id, OUTSIDER)
+    assert "Only approvers" in last_reply_text(h, count)
+    assert h.slack.calls_to("views.open") == []
+    assert h.bot.store.get(own.id).state is State.PENDING  # type: ignore[union-attr]
+
+
 def test_self_approval_is_refused(h: Harness) -> None:
     request = h.request(
         "request --role edit --scope production --duration 5m --reason mine", user=APPROVER

@@ -87,8 +87,7 @@ class _Handlers:
                 request = service.get(request_id, viewer=user)
                 return blocks.status_reply(request, request_ttl=service.policy.request_ttl)
             case commands.ListRequests():
-                awaiting = service.awaiting(user) if service.approvers.is_approver(user) else None
-                return blocks.list_reply(service.mine(user), awaiting)
+                return blocks.list_reply(service.mine(user), service.awaiting(user))
             case commands.Approve(request_id=request_id):
                 return self._approve(request_id, user)
             case commands.Deny(request_id=request_id, reason=reason):
@@ -114,10 +113,8 @@ class _Handlers:
     def _approve(self, request_id: str, user: str) -> blocks.Message:
         try:
             return blocks.decision_reply(self.service.approve(request_id, approver=user))
-        except GrantFailed:
-            request = self.service.store.get(request_id)
-            assert request is not None
-            return blocks.failed_for_approver(request)
+        except GrantFailed as failure:
+            return blocks.failed_for_approver(failure.request)
 
     def _open_request_modal(self, client: WebClient, trigger_id: str) -> None:
         policy = self.service.policy
@@ -138,15 +135,10 @@ class _Handlers:
     ) -> None:
         ack()
         user, request_id = body["user"]["id"], _action_value(body)
-        request = self.service.store.get(request_id)
-        if request is not None and request.requester == user:
-            respond(
-                **_ephemeral(
-                    blocks.error_reply(
-                        "You cannot approve or deny your own request; another approver must."
-                    )
-                )
-            )
+        try:
+            self.service.may_decide(request_id, approver=user)
+        except AccessError as error:
+            respond(**_ephemeral(blocks.error_reply(str(error))))
             return
         client.views_open(trigger_id=body["trigger_id"], view=blocks.deny_modal(request_id))
 
