@@ -113,7 +113,7 @@ def _remove(service: AccessService, binding: ManagedBinding) -> bool:
         return False
     request = service.store.get(binding.request_id) if binding.request_id else None
     if request is not None and request.state is State.ACTIVE:
-        service.expire(request)
+        service.record_expiry(request)  # the binding was just deleted: no second delete
     return True
 
 
@@ -123,7 +123,7 @@ def _detect_drift(service: AccessService, seen: set[str]) -> int:
         revoking = request.ended_by is not None  # a revocation in flight, not drift
         if request.id in seen or revoking or _still_there(service, request):
             continue
-        drifted += service.expire(request, cause=DRIFT_CAUSE, notice=Notice.DRIFTED)
+        drifted += service.record_expiry(request, cause=DRIFT_CAUSE, notice=Notice.DRIFTED)
     return drifted
 
 

@@ -240,19 +240,20 @@ class AccessService:
         if not marked:
             raise Conflict(_already(self._load(request.id)))
 
-    def expire(
-        self, request: AccessRequest, *, cause: str = "expired", notice: Notice = Notice.EXPIRED
-    ) -> bool:
-        """End an active grant: delete the binding, then record it; False if the delete failed.
-
-        Also used when the binding was deleted out of band (cause DRIFT_CAUSE):
-        the delete then answers NotFound, which is success.
-        """
+    def expire(self, request: AccessRequest) -> bool:
+        """End an active grant whose time is up: delete, then record; False if the delete failed."""
         try:
             self.provider.revoke(request.id, request.target)
         except ProviderError as error:
             log.warning("could not revoke %s yet: %s", request.id, error)
             return False
+        self.record_expiry(request)
+        return True
+
+    def record_expiry(
+        self, request: AccessRequest, *, cause: str = "expired", notice: Notice = Notice.EXPIRED
+    ) -> bool:
+        """Mark an active request expired; only for a binding already known to be gone."""
         now = self.clock.now()
         moved = self.store.transition(
             request.id,
@@ -266,8 +267,9 @@ class AccessService:
                 notice=notice,
             ),
         )
-        if moved is not None:
-            self.notices_waiting()
+        if moved is None:
+            return False
+        self.notices_waiting()
         return True
 
     def warn(self, request: AccessRequest) -> bool:
