@@ -53,6 +53,12 @@ TRANSITIONS: dict[State, frozenset[State]] = {
 }
 
 
+def source_of(to: State) -> State:
+    """The one state a request reaches `to` from: the lifecycle never merges paths."""
+    [source] = [state for state, targets in TRANSITIONS.items() if to in targets]
+    return source
+
+
 class InvalidInput(ValueError):
     """User input that cannot be accepted; the message says what and how to fix it."""
 

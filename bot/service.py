@@ -258,7 +258,6 @@ class AccessService:
         moved = self.store.transition(
             request.id,
             Transition(
-                expected=State.ACTIVE,
                 to=State.EXPIRED,
                 actor=SYSTEM,
                 at=now,
@@ -290,7 +289,6 @@ class AccessService:
         """A pending request nobody reviewed in time becomes timed_out."""
         now = self.clock.now()
         move = Transition(
-            expected=State.PENDING,
             to=State.TIMED_OUT,
             actor=SYSTEM,
             at=now,
@@ -329,7 +327,6 @@ class AccessService:
         moved = self.store.transition(
             request.id,
             Transition(
-                expected=State.PENDING if to in _FROM_PENDING else State.ACTIVE,
                 to=to,
                 actor=actor,
                 at=self.clock.now(),
@@ -398,7 +395,6 @@ class AccessService:
         moved = self.store.transition(
             request.id,
             Transition(
-                expected=State.APPROVED,
                 to=to,
                 actor=request.decided_by or SYSTEM,
                 at=self.clock.now(),
@@ -426,8 +422,6 @@ _UNDECIDED: dict[str, object] = {
     "cause": None,
     "warned": False,
 }
-
-_FROM_PENDING = {State.APPROVED, State.DENIED, State.CANCELLED, State.TIMED_OUT}
 
 
 def _grant_of(request: AccessRequest, *, expires_at: datetime) -> Grant:

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, col, create_engine, select
 
-from bot.domain import AccessRequest, State
+from bot.domain import AccessRequest, State, source_of
 
 
 def _utc_column(*, nullable: bool = True, index: bool = False) -> Any:
@@ -117,9 +117,8 @@ def _to_columns(changes: dict[str, Any]) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Transition:
-    """One audited state change: who moved the request, from where to where, and what else."""
+    """One audited state change: who moved the request where, and what else changed."""
 
-    expected: State
     to: State
     actor: str
     at: datetime
@@ -127,6 +126,11 @@ class Transition:
     changes: dict[str, Any]
     notice: str | None = None
     details: dict[str, Any] | None = None
+
+    @property
+    def expected(self) -> State:
+        """The state the request must still be in for this change to apply."""
+        return source_of(self.to)
 
 
 def make_engine(url: str) -> Engine:

@@ -42,7 +42,6 @@ def approve_in_database(store: Store, request: AccessRequest, *, at: datetime) -
     moved = store.transition(
         request.id,
         Transition(
-            expected=State.PENDING,
             to=State.APPROVED,
             actor=APPROVER,
             at=at,

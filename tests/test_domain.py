@@ -100,3 +100,14 @@ def test_state_machine_matches_the_lifecycle() -> None:
         State.FAILED,
         State.EXTENDED,
     }
+
+
+def test_every_state_but_pending_has_exactly_one_source() -> None:
+    from bot.domain import source_of
+
+    assert source_of(State.DENIED) is State.PENDING
+    assert source_of(State.FAILED) is State.APPROVED
+    assert source_of(State.REVOKED) is State.ACTIVE
+    for state in State:
+        if state is not State.PENDING:
+            assert state in TRANSITIONS[source_of(state)]

@@ -180,7 +180,6 @@ def test_resume_approved_finishes_a_crashed_grant(
     service.store.transition(
         request.id,
         Transition(
-            expected=State.PENDING,
             to=State.APPROVED,
             actor="UAPPROVER",
             at=now,

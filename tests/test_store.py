@@ -18,7 +18,6 @@ from tests.factories import NOW, access_request
 
 def _approve(actor: str) -> Transition:
     return Transition(
-        expected=State.PENDING,
         to=State.APPROVED,
         actor=actor,
         at=NOW,
@@ -49,7 +48,6 @@ def test_transition_writes_audit_and_outbox_atomically(store: Store) -> None:
     request = access_request()
     store.insert(request, actor="U1", notice=Notice.SUBMITTED)
     move = Transition(
-        expected=State.PENDING,
         to=State.DENIED,
         actor="U2",
         at=NOW,
