@@ -62,15 +62,14 @@ class _Handlers:
         self, ack: Ack, command: dict[str, Any], respond: Respond, client: WebClient
     ) -> None:
         ack()
-        user = command["user_id"]
-        try:
-            parsed = commands.parse_command(command.get("text") or "")
-            if isinstance(parsed, commands.OpenRequestModal):
-                self._open_request_modal(client, command["trigger_id"])
-                return
-            respond(**_ephemeral(self._run(parsed, user)))
-        except (AccessError, InvalidInput) as error:
-            respond(**_ephemeral(blocks.error_reply(str(error))))
+        _guarded(respond, lambda: self._dispatch(command, client))
+
+    def _dispatch(self, command: dict[str, Any], client: WebClient) -> blocks.Message | None:
+        parsed = commands.parse_command(command.get("text") or "")
+        if isinstance(parsed, commands.OpenRequestModal):
+            self._open_request_modal(client, command["trigger_id"])
+            return None
+        return self._run(parsed, command["user_id"])
 
     def _run(self, parsed: commands.Command, user: str) -> blocks.Message:  # noqa: PLR0911
         """One subcommand, one service operation, one reply."""
@@ -128,33 +127,26 @@ class _Handlers:
     def approve_button(self, ack: Ack, body: dict[str, Any], respond: Respond) -> None:
         ack()
         user, request_id = body["user"]["id"], _action_value(body)
-        self._guarded(respond, lambda: self._approve(request_id, user))
+        _guarded(respond, lambda: self._approve(request_id, user))
 
     def deny_button(
         self, ack: Ack, body: dict[str, Any], respond: Respond, client: WebClient
     ) -> None:
         ack()
         user, request_id = body["user"]["id"], _action_value(body)
-        try:
+
+        def ask_for_a_reason() -> None:
             self.service.may_decide(request_id, approver=user)
-        except AccessError as error:
-            respond(**_ephemeral(blocks.error_reply(str(error))))
-            return
-        client.views_open(trigger_id=body["trigger_id"], view=blocks.deny_modal(request_id))
+            client.views_open(trigger_id=body["trigger_id"], view=blocks.deny_modal(request_id))
+
+        _guarded(respond, ask_for_a_reason)
 
     def revoke_button(self, ack: Ack, body: dict[str, Any], respond: Respond) -> None:
         ack()
         user, request_id = body["user"]["id"], _action_value(body)
-        self._guarded(
+        _guarded(
             respond, lambda: blocks.decision_reply(self.service.revoke(request_id, actor=user))
         )
-
-    def _guarded(self, respond: Respond, operation: Callable[[], blocks.Message]) -> None:
-        try:
-            reply = operation()
-        except (AccessError, InvalidInput) as error:
-            reply = blocks.error_reply(str(error))
-        respond(**_ephemeral(reply))
 
     # --- modals -------------------------------------------------------------
 
@@ -223,6 +215,16 @@ class _Handlers:
             place=lambda _: blocks.DENY_REASON_BLOCK,
             reply=blocks.decision_reply,
         )
+
+
+def _guarded(respond: Respond, operation: Callable[[], blocks.Message | None]) -> None:
+    """Run one operation; reply with its message, or with what was wrong and how to fix it."""
+    try:
+        reply = operation()
+    except (AccessError, InvalidInput) as error:
+        reply = blocks.error_reply(str(error))
+    if reply is not None:
+        respond(**_ephemeral(reply))
 
 
 def _finish_modal(
