@@ -6,6 +6,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.domain import AccessRequest, State, new_request_id
+from bot.policy import Policy
+from bot.ports import AccessProvider, Clock
+from bot.service import AccessService
+from bot.store import Store
+from tests.fakes import FakeDirectory
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
@@ -25,3 +30,24 @@ def access_request(**changes: Any) -> AccessRequest:
         created_at=NOW,
     )
     return base.evolve(**changes)
+
+
+def fake_service(store: Store, provider: AccessProvider, clock: Clock) -> AccessService:
+    """The real service over fakes, with a policy whose limits the tests name."""
+    policy = Policy(
+        role_limits={"view": None, "edit": None, "cluster-admin": timedelta(minutes=30)},
+        default_duration=timedelta(hours=1),
+        min_duration=timedelta(minutes=1),
+        provider_max=timedelta(hours=2),
+        max_reason_length=100,
+        request_ttl=timedelta(hours=1),
+        expiry_warning=timedelta(minutes=5),
+    )
+    return AccessService(
+        store=store,
+        provider=provider,
+        approvers=FakeDirectory(),
+        policy=policy,
+        clock=clock,
+        default_namespace="default",
+    )

@@ -22,13 +22,13 @@ from bot.database import open_store
 from bot.domain import AccessRequest, ManagedBinding, State, Target
 from bot.leader import LOCK_KEY, Leadership
 from bot.outbox import OutboxWorker
-from bot.policy import Policy
 from bot.providers.kubernetes import KubernetesProvider
 from bot.scheduler import Timers
-from bot.service import AccessService, Draft
+from bot.service import Draft
 from bot.store import OutboxNotice, Transition, make_engine
 from tests.conftest import FakeClock
-from tests.fakes import FakeDirectory, FakeProvider
+from tests.factories import fake_service
+from tests.fakes import FakeProvider
 from tests.harness import (
     APPROVAL_CHANNEL,
     APPROVER,
@@ -173,23 +173,7 @@ def test_a_tick_during_a_sweep_never_turns_an_expiry_into_drift(tmp_path: Path) 
     """
     store = open_store(f"sqlite:///{tmp_path}/jitsudo.db")
     provider, clock = FakeProvider(), FakeClock()
-    policy = Policy(
-        role_limits={"edit": None},
-        default_duration=timedelta(hours=1),
-        min_duration=timedelta(minutes=1),
-        provider_max=timedelta(hours=2),
-        max_reason_length=100,
-        request_ttl=timedelta(hours=1),
-        expiry_warning=timedelta(minutes=5),
-    )
-    service = AccessService(
-        store=store,
-        provider=provider,
-        approvers=FakeDirectory(),
-        policy=policy,
-        clock=clock,
-        default_namespace="default",
-    )
+    service = fake_service(store, provider, clock)
     timers = Timers(
         service,
         leadership=Leadership(store.engine),

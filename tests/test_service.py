@@ -10,11 +10,11 @@ import pytest
 from bot import expiry
 from bot.domain import DRIFT_CAUSE, ManagedBinding, State
 from bot.errors import Conflict, GrantFailed, InvalidInput, NotAllowed, NotFound, ProviderError
-from bot.policy import Policy
 from bot.service import AccessService, Draft
 from bot.store import Store
 from tests.conftest import FakeClock
-from tests.fakes import FakeDirectory, FakeProvider
+from tests.factories import fake_service
+from tests.fakes import FakeProvider
 
 
 @pytest.fixture
@@ -24,23 +24,7 @@ def provider() -> FakeProvider:
 
 @pytest.fixture
 def service(store: Store, provider: FakeProvider, clock: FakeClock) -> AccessService:
-    policy = Policy(
-        role_limits={"view": None, "edit": None, "cluster-admin": timedelta(minutes=30)},
-        default_duration=timedelta(hours=1),
-        min_duration=timedelta(minutes=1),
-        provider_max=timedelta(hours=2),
-        max_reason_length=100,
-        request_ttl=timedelta(hours=1),
-        expiry_warning=timedelta(minutes=5),
-    )
-    return AccessService(
-        store=store,
-        provider=provider,
-        approvers=FakeDirectory(),
-        policy=policy,
-        clock=clock,
-        default_namespace="default",
-    )
+    return fake_service(store, provider, clock)
 
 
 def draft(**changes: object) -> Draft:
