@@ -70,9 +70,10 @@ class Policy:
                 "or less and extend later if you need more."
             )
 
-    def check_reason(self, reason: str) -> str:
+    def check_reason(self, reason: str, *, required: bool = True) -> str:
+        """A request's reason (required) or a denial's note (optional), both bounded."""
         cleaned = reason.strip()
-        if not cleaned:
+        if required and not cleaned:
             raise InvalidInput('A reason is required: add --reason "what you need to do".')
         if len(cleaned) > self.max_reason_length:
             raise InvalidInput(

@@ -167,7 +167,7 @@ class AccessService:
 
     def deny(self, request_id: str, *, approver: str, note: str = "") -> AccessRequest:
         request = self._decidable(request_id, approver)
-        note = note.strip()[: self.policy.max_reason_length]
+        note = self.policy.check_reason(note, required=False)
         denied = self._move(
             request,
             State.DENIED,

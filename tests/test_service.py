@@ -375,3 +375,10 @@ def test_a_failed_revoke_clears_its_mark(service: AccessService, provider: FakeP
         service.revoke(request.id, actor="UREQ")
     stored = service.store.get(request.id)
     assert stored is not None and stored.state is State.ACTIVE and stored.ended_by is None
+
+
+def test_an_overlong_denial_note_is_refused_not_cut(service: AccessService) -> None:
+    request = service.submit(draft())
+    with pytest.raises(InvalidInput, match="keep it under 100"):
+        service.deny(request.id, approver="UAPPROVER", note="x" * 101)
+    assert service.store.get(request.id).state is State.PENDING  # type: ignore[union-attr]
