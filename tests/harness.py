@@ -7,9 +7,7 @@ Kubernetes stand-in, authorized by manifests/rbac.yaml.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -27,6 +25,7 @@ from bot.server import make_http_server
 from bot.wiring import Bot, build_bot
 from tests.kubeapi import KubeApiServer
 from tests.slackapi import SlackApiServer, SlackSender, SlackUser
+from tests.slackapi.wsgi import run_in_thread
 
 SIGNING_SECRET = "test-signing-secret"
 BOT_TOKEN = "xoxb-test-token"
@@ -212,8 +211,7 @@ class _RunningBot:
         if self.timers is None:
             self.bot.outbox.start()
         self.server: Any = make_http_server(self.bot.wsgi(), host="127.0.0.1", port=0, threads=24)
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
+        self._stop_server = run_in_thread(self.server)
         self.url = f"http://127.0.0.1:{self.server.effective_port}"
         self._sender: SlackSender | None = None
 
@@ -224,14 +222,8 @@ class _RunningBot:
             )
         return self._sender
 
-    def _serve(self) -> None:
-        """waitress's loop may see its socket closed under it at shutdown (EBADF): expected."""
-        with contextlib.suppress(OSError, ValueError):
-            self.server.run()
-
     def stop(self) -> None:
-        self.server.close()
-        self.thread.join(timeout=2)
+        self._stop_server()
         if self.timers is not None:
             self.timers.stop()
         self.bot.outbox.stop()
