@@ -55,6 +55,19 @@ class RequestRow(SQLModel, table=True):
     warned: bool = False
     message_channel: str | None = Field(default=None, max_length=64)
     message_ts: str | None = Field(default=None, max_length=64)
+    claim_until: datetime | None = _utc_column()
+    attempts: int = 0
+
+
+class LeaseRow(SQLModel, table=True):
+    """A lease renewed with the database's clock (epoch seconds); see bot.leader."""
+
+    __tablename__ = "leases"
+
+    name: str = Field(primary_key=True, max_length=64)
+    holder: str = Field(default="", max_length=128)
+    token: int = Field(default=0, sa_column=sa.Column(sa.BigInteger(), nullable=False))
+    expires_epoch: float = 0.0
 
 
 class AuditEvent(SQLModel, table=True):
