@@ -63,15 +63,34 @@ def _audit(settings: Settings, request_id: str | None) -> int:
 
 
 def _sweep(settings: Settings) -> int:
+    """One sweep under the same lease as the replicas: never beside a live leader."""
     from bot.expiry import sweep
+    from bot.leader import Leadership
     from bot.wiring import build_bot
 
     bot = build_bot(settings)
-    result = sweep(bot.service)
-    print(
-        json.dumps({"revoked": result.revoked, "drifted": result.drifted, "failed": result.failed})
-    )
-    bot.outbox.run_once()
+    leadership = Leadership(bot.store.engine, lease=settings.scheduler.leader_lease)
+    if not leadership.check():
+        print(
+            "jitsudo-bot: another replica leads and sweeps on its own; nothing done. "
+            "Stop it first to sweep by hand.",
+            file=sys.stderr,
+        )
+        return 3
+    leadership.start_renewing()
+    try:
+        result = sweep(bot.service, leading=leadership.holds)
+        bot.outbox.may_deliver = leadership.holds
+        bot.outbox.run_once()
+    finally:
+        leadership.release()
+    counts = {
+        "revoked": result.revoked,
+        "drifted": result.drifted,
+        "foreign": result.foreign,
+        "failed": result.failed,
+    }
+    print(json.dumps(counts))
     return 0 if result.failed == 0 else 1
 
 

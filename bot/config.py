@@ -91,6 +91,8 @@ class PolicySettings(_Section):
     request_ttl: Duration = timedelta(hours=1)
     expiry_warning: Duration = timedelta(minutes=5)
     max_reason_length: int = Field(default=500, ge=10, le=2000)
+    max_pending_per_user: int = Field(default=5, ge=1, le=1000)
+    commands_per_minute: int = Field(default=20, ge=1, le=10_000)
     roles: dict[str, RolePolicy] = {name: RolePolicy() for name in DEFAULT_ROLES}
 
     @field_validator("roles", mode="before")
@@ -103,6 +105,14 @@ class PolicySettings(_Section):
 
 class SchedulerSettings(_Section):
     sweep_interval: Duration = timedelta(seconds=30)
+    leader_lease: Duration = timedelta(seconds=15)
+
+    @field_validator("leader_lease")
+    @classmethod
+    def _lease_bounds(cls, value: timedelta) -> timedelta:
+        if not timedelta(seconds=3) <= value <= timedelta(minutes=10):
+            raise ValueError("must be between 3s and 10m (the leader renews every third of it)")
+        return value
 
 
 class DatabaseSettings(_Section):

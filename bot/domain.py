@@ -26,6 +26,7 @@ class State(StrEnum):
     PENDING = "pending"
     APPROVED = "approved"
     ACTIVE = "active"
+    REVOKING = "revoking"  # ending: deleting the binding; final once it is really gone
     EXPIRED = "expired"
     REVOKED = "revoked"
     DENIED = "denied"
@@ -42,7 +43,8 @@ class State(StrEnum):
 TRANSITIONS: dict[State, frozenset[State]] = {
     State.PENDING: frozenset({State.APPROVED, State.DENIED, State.CANCELLED, State.TIMED_OUT}),
     State.APPROVED: frozenset({State.ACTIVE, State.FAILED, State.EXTENDED}),
-    State.ACTIVE: frozenset({State.EXPIRED, State.REVOKED}),
+    State.ACTIVE: frozenset({State.REVOKING}),
+    State.REVOKING: frozenset({State.EXPIRED, State.REVOKED}),
     State.EXPIRED: frozenset(),
     State.REVOKED: frozenset(),
     State.DENIED: frozenset(),
@@ -98,6 +100,14 @@ def parse_duration(text: str) -> timedelta:
     if total <= 0:
         raise InvalidInput(f"`{text[:40]}` is not a positive duration.")
     return timedelta(seconds=total)
+
+
+def whole_second(moment: datetime) -> datetime:
+    """Round up to a whole second: the expires-at annotation has one-second precision,
+    so the database and the cluster must agree on exactly that instant."""
+    if moment.microsecond == 0:
+        return moment
+    return moment.replace(microsecond=0) + timedelta(seconds=1)
 
 
 def format_duration(value: timedelta) -> str:
@@ -163,6 +173,8 @@ class AccessRequest:
     cause: str | None = None
     extends: str | None = None
     warned: bool = False
+    claim_until: datetime | None = None
+    attempts: int = 0
 
     @property
     def target(self) -> Target:
@@ -185,12 +197,28 @@ class Grant:
 
 @dataclass(frozen=True)
 class ManagedBinding:
-    """A binding found in the cluster carrying the managed label."""
+    """A binding found in the cluster carrying the managed label.
+
+    The label is only a claim: anyone who can write RBAC in a namespace can copy
+    it. `request_id` comes from the name alone (`jitsudo-<id>`), and the binding
+    counts as that request's only if `belongs_to` says so.
+    """
 
     name: str
-    request_id: str | None
     namespace: str | None
     expires_at: datetime | None
+    request_id: str | None = None
+    role: str | None = None  # the roleRef's name when it is a ClusterRole
+    subjects: tuple[tuple[str, str], ...] = ()  # (kind, name)
+
+    def belongs_to(self, request: AccessRequest) -> bool:
+        """Name, kind and namespace, subject and role all match the request's grant."""
+        return (
+            self.request_id == request.id
+            and self.namespace == request.namespace
+            and self.role == request.role
+            and self.subjects == (("User", request.k8s_user),)
+        )
 
 
 @dataclass(frozen=True)
@@ -200,6 +228,7 @@ class SweepResult:
     revoked: int = 0
     drifted: int = 0
     failed: int = 0
+    foreign: int = 0  # labelled bindings that belong to no request (removed only when stale)
 
 
 class Notice(StrEnum):
@@ -216,3 +245,4 @@ class Notice(StrEnum):
     TIMED_OUT = "timed_out"
     EXPIRY_WARNING = "expiry_warning"
     EXTENDED = "extended"
+    GRANT_DELAYED = "grant_delayed"  # the cluster did not answer; the grant is being retried

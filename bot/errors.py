@@ -11,6 +11,7 @@ from bot.domain import AccessRequest, InvalidInput
 __all__ = [
     "AccessError",
     "Conflict",
+    "GrantDelayed",
     "GrantFailed",
     "InvalidInput",
     "NotAllowed",
@@ -38,13 +39,22 @@ class Conflict(AccessError):
 class ProviderError(AccessError):
     """The cluster refused or failed; the message is safe to show an operator."""
 
-    def __init__(self, message: str, *, retryable: bool = False) -> None:
+    def __init__(self, message: str, *, retryable: bool = False, detail: str = "") -> None:
         super().__init__(message)
         self.retryable = retryable
+        self.detail = detail  # the raw answer, for the log only: never shown to users
 
 
 class GrantFailed(AccessError):
     """Approval went through but the grant could not be made; the request is failed."""
+
+    def __init__(self, message: str, *, request: AccessRequest) -> None:
+        super().__init__(message)
+        self.request = request
+
+
+class GrantDelayed(AccessError):
+    """Approved, but the cluster did not answer; the grant is retried in the background."""
 
     def __init__(self, message: str, *, request: AccessRequest) -> None:
         super().__init__(message)

@@ -1,83 +1,136 @@
-"""Leader election so that one replica at a time runs the timers and delivers notices.
+"""Leadership: a lease, so that one replica at a time runs the timers and delivers notices.
 
-PostgreSQL: a session-level advisory lock held on a dedicated connection. If
-the leader dies its connection closes, the lock is released, and another
-replica takes it on its next attempt (every tick, so well within one sweep
-interval). SQLite: the bot runs as one replica, which is always the leader.
+The lease is a row in the `leases` table, taken and renewed by one conditional
+UPDATE that reads the database's own clock, so replicas with skewed clocks
+agree on when it ends. A leader that is frozen (SIGSTOP, a paused VM), cut off
+from the database, or dead simply stops renewing: the lease runs out after
+`scheduler.leader_lease` and another replica takes it on its next tick.
+
+Fencing: `holds()` is true only while the lease this replica last renewed is
+still valid by its own monotonic clock, measured from *before* the renewal was
+sent. Callers check it before every job and before every action inside a job,
+so a leader that wakes from a freeze steps down instead of acting on an old
+belief. A background thread renews every third of the lease, so a long job
+never loses the lease by itself. Works the same on SQLite (where `serve` and
+`jitsudo-bot sweep` share one file) and on PostgreSQL.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
+import time
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 
 log = logging.getLogger(__name__)
-LOCK_KEY = 0x6A69747375646F  # "jitsudo"
+SCHEDULER_LEASE = "scheduler"
+DEFAULT_LEASE = timedelta(seconds=15)
+# A lease is trusted only until this long before it ends, to cover the time
+# between a check and the action it guards.
+SAFETY_MARGIN = 0.1
+
+
+def _database_now(dialect: str) -> str:
+    """SQL for the database's own clock in epoch seconds."""
+    if dialect == "postgresql":
+        return "extract(epoch from clock_timestamp())"
+    return "((julianday('now') - 2440587.5) * 86400.0)"
+
+
+def replica_name() -> str:
+    """Host, pid and a random suffix: unique per process start, readable in the table."""
+    return f"{socket.gethostname()[:80]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 class Leadership:
-    """`check()` keeps or seeks leadership; cheap enough to call every second."""
+    """`check()` renews or seeks the lease (one UPDATE); `holds()` is the fencing test."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        lease: timedelta = DEFAULT_LEASE,
+        name: str = SCHEDULER_LEASE,
+        holder: str | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.engine = engine
-        self.single_replica = engine.dialect.name != "postgresql"
-        self._connection: Connection | None = None
+        self.lease = lease.total_seconds()
+        self.name = name
+        self.holder = holder or replica_name()
+        self._monotonic = monotonic
+        self._valid_until = 0.0
+        self._leading = False
         self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._renewer: threading.Thread | None = None
+        now = _database_now(engine.dialect.name)
+        self._take = sa.text(
+            f"UPDATE leases SET holder = :me, expires_epoch = {now} + :lease,"  # noqa: S608
+            " token = CASE WHEN holder = :me THEN token ELSE token + 1 END"
+            f" WHERE name = :name AND (holder = :me OR expires_epoch < {now})"
+        )
 
     def check(self) -> bool:
-        if self.single_replica:
-            return True
+        """Renew the lease if this replica holds it, take it if it is free; True if leading."""
+        started = self._monotonic()
+        try:
+            with self.engine.begin() as connection:
+                taken = connection.execute(
+                    self._take, {"me": self.holder, "lease": self.lease, "name": self.name}
+                ).rowcount
+        except sa.exc.DBAPIError as error:
+            log.warning("cannot renew the leadership lease: %s", type(error).__name__)
+            return self._observe(False, started)
+        return self._observe(taken == 1, started)
+
+    def holds(self) -> bool:
+        """Still leading by this replica's own clock; no database round trip."""
         with self._lock:
-            if self._connection is not None and self._alive(self._connection):
-                return True
-            self._drop()
-            return self._acquire()
+            return self._leading and self._monotonic() < self._valid_until - SAFETY_MARGIN
+
+    def start_renewing(self) -> None:
+        """Renew in the background every third of the lease while leading."""
+        self._stop.clear()
+        self._renewer = threading.Thread(target=self._renew_loop, name="lease", daemon=True)
+        self._renewer.start()
 
     def release(self) -> None:
+        """Give the lease up at once (clean shutdown), so a follower need not wait it out."""
+        self._stop.set()
+        if self._renewer is not None:
+            self._renewer.join(timeout=self.lease)
         with self._lock:
-            if self._connection is not None:
-                try:
-                    self._connection.execute(
-                        sa.text("SELECT pg_advisory_unlock(:k)"), {"k": LOCK_KEY}
-                    )
-                except sa.exc.DBAPIError:
-                    log.warning("could not unlock leadership cleanly")
-            self._drop()
-
-    def _acquire(self) -> bool:
+            self._leading, self._valid_until = False, 0.0
         try:
-            connection = self.engine.connect()
-        except sa.exc.DBAPIError as error:
-            log.warning("cannot reach the database for leadership: %s", error)
-            return False
-        got = connection.execute(
-            sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": LOCK_KEY}
-        ).scalar()
-        connection.commit()
-        if got:
-            log.info("this replica is now the leader")
-            self._connection = connection
-            return True
-        connection.close()
-        return False
-
-    def _alive(self, connection: Connection) -> bool:
-        try:
-            connection.execute(sa.text("SELECT 1"))
-            connection.commit()
-            return True
+            with self.engine.begin() as connection:
+                connection.execute(
+                    sa.text(
+                        "UPDATE leases SET expires_epoch = 0 WHERE name = :name AND holder = :me"
+                    ),
+                    {"name": self.name, "me": self.holder},
+                )
         except sa.exc.DBAPIError:
-            log.warning("lost the leadership connection")
-            return False
+            log.warning("could not release the leadership lease; it ends on its own")
 
-    def _drop(self) -> None:
-        if self._connection is not None:
-            try:
-                self._connection.invalidate()
-                self._connection.close()
-            except sa.exc.DBAPIError:
-                pass
-            self._connection = None
+    def _observe(self, leading: bool, started: float) -> bool:
+        with self._lock:
+            if leading and not self._leading:
+                log.info("this replica (%s) is now the leader", self.holder)
+            elif self._leading and not leading:
+                log.warning("this replica (%s) is no longer the leader", self.holder)
+            self._leading = leading
+            self._valid_until = started + self.lease if leading else 0.0
+        return leading and self.holds()
+
+    def _renew_loop(self) -> None:
+        while not self._stop.wait(self.lease / 3):
+            if self._leading:
+                self.check()

@@ -49,8 +49,9 @@ class OutboxWorker:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.active = threading.Event()
-        self.active.set()
+        # Set by the timers to the leadership's fencing test: only the leader delivers,
+        # and it checks before every notice.
+        self.may_deliver: Callable[[], bool] = lambda: True
 
     def wake(self) -> None:
         self._wake.set()
@@ -59,7 +60,7 @@ class OutboxWorker:
         """Deliver every due notice once; returns how many were delivered."""
         delivered = 0
         for notice in self.store.due_notices(self.clock.now()):
-            if self._stop.is_set() or not self.active.is_set():
+            if self._stop.is_set() or not self.may_deliver():
                 break
             delivered += self._attempt(notice)
         return delivered
@@ -78,7 +79,7 @@ class OutboxWorker:
         while not self._stop.is_set():
             self._wake.wait(self.poll_seconds)
             self._wake.clear()
-            if not self.active.is_set():
+            if not self.may_deliver():
                 continue
             try:
                 self.run_once()

@@ -26,6 +26,8 @@ class Policy:
     max_reason_length: int
     request_ttl: timedelta
     expiry_warning: timedelta
+    max_pending_per_user: int = 5
+    commands_per_minute: int = 20
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Policy:
@@ -38,6 +40,8 @@ class Policy:
             max_reason_length=policy.max_reason_length,
             request_ttl=policy.request_ttl,
             expiry_warning=policy.expiry_warning,
+            max_pending_per_user=policy.max_pending_per_user,
+            commands_per_minute=policy.commands_per_minute,
         )
 
     @property

@@ -51,11 +51,11 @@ class AccessProvider(Protocol):
         ...
 
     def revoke(self, request_id: str, target: Target) -> None:
-        """Remove the access; success when it is already gone."""
+        """Remove the access and confirm it is gone; raise ProviderError while it is not."""
         ...
 
-    def is_active(self, request_id: str, target: Target) -> bool:
-        """Whether the access still exists (catches out-of-band deletes)."""
+    def is_active(self, grant: Grant) -> bool:
+        """Whether exactly this grant exists now (catches out-of-band deletes and changes)."""
         ...
 
     def extend(self, request_id: str, target: Target, expires_at: datetime) -> None:
@@ -63,7 +63,7 @@ class AccessProvider(Protocol):
         ...
 
     def remove(self, binding: ManagedBinding) -> None:
-        """Delete a managed binding found by list_managed (orphans have no request)."""
+        """Delete a binding found by list_managed and confirm it is gone."""
         ...
 
     def list_managed(self) -> Iterator[ManagedBinding]:

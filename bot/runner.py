@@ -21,7 +21,7 @@ def start_background(bot: Bot) -> Timers:
     """Timers and outbox delivery; both follow the leadership."""
     timers = Timers(
         bot.service,
-        leadership=Leadership(bot.store.engine),
+        leadership=Leadership(bot.store.engine, lease=bot.settings.scheduler.leader_lease),
         outbox=bot.outbox,
         sweep_interval=bot.settings.scheduler.sweep_interval,
     )

@@ -1,18 +1,23 @@
 """APScheduler wiring: the timers that end access on time. Calls service functions only.
 
-- tick, every second: expire what is due, queue expiry warnings, time out
-  stale requests. The database is the source of truth, so there is no job store
-  to rebuild: a restarted bot simply finds what is due on its first tick.
+- tick, every second: renew (or seek) the leadership lease, then expire what
+  is due, finish grants whose claim ran out, queue expiry warnings, time out
+  stale requests. Expiry goes first, and each step runs on its own: one that
+  raises is logged and counted and the next still runs. The database is the
+  source of truth, so a restarted bot simply finds what is due on its first tick.
 - sweep, every scheduler.sweep_interval: the seed's label sweep (orphans) and
-  drift detection (bindings deleted out of band).
-Only the leader (bot.leader) acts; every job is idempotent anyway.
+  drift detection (bindings deleted out of band). It runs beside the tick, never
+  in its way: a slow API server in the sweep does not delay an expiry.
+Only the leader (bot.leader) acts, and every step re-checks the lease.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
+from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -40,13 +45,10 @@ class Timers:
         self.service = service
         self.leadership = leadership
         self.outbox = outbox
+        self.failures: Counter[str] = Counter()  # step name -> times it raised
         self.scheduler = BackgroundScheduler(timezone="UTC")
-        # tick and sweep never overlap: a tick that expires a grant between the
-        # sweep's listing and its drift check would make the sweep record an
-        # on-time expiry as "deleted outside jitsudo" (and both would delete).
-        self._working = threading.Lock()
         common = {"max_instances": 1, "coalesce": True, "misfire_grace_time": None}
-        self.outbox.active.clear()  # until this replica knows it leads
+        self.outbox.may_deliver = leadership.holds
         self.scheduler.add_job(
             self.tick,
             "interval",
@@ -60,6 +62,7 @@ class Timers:
         )
 
     def start(self) -> None:
+        self.leadership.start_renewing()
         self.scheduler.start()
 
     def stop(self) -> None:
@@ -69,33 +72,46 @@ class Timers:
     def tick(self) -> None:
         if not self._lead():
             return
-        if not self._working.acquire(blocking=False):
-            return  # a sweep is running (it expires what is due); the next tick follows it
-        try:
-            expiry.resume_approved(self.service)
-            result = expiry.expire_due(self.service)
-            if result.revoked or result.failed:
-                log.info("expired %d grants (%d deletes to retry)", result.revoked, result.failed)
-            expiry.warn_due(self.service)
-            expiry.time_out_stale(self.service)
-        finally:
-            self._working.release()
+        leading = self.leadership.holds
+        result = self._step("expire", lambda: expiry.expire_due(self.service, leading=leading))
+        if result is not None and (result.revoked or result.failed):
+            log.info("expired %d grants (%d to retry)", result.revoked, result.failed)
+        self._step("resume", lambda: expiry.resume_approved(self.service, leading=leading))
+        self._step("warn", lambda: expiry.warn_due(self.service, leading=leading))
+        self._step("time_out", lambda: expiry.time_out_stale(self.service, leading=leading))
 
     def sweep(self) -> None:
-        if not self._lead():
+        if not self.leadership.holds():
             return
-        with self._working:
-            result = expiry.sweep(self.service)
-        log.info(
-            "sweep: revoked=%d drifted=%d failed=%d", result.revoked, result.drifted, result.failed
+        result = self._step(
+            "sweep", lambda: expiry.sweep(self.service, leading=self.leadership.holds)
         )
+        if result is not None:
+            log.info(
+                "sweep: revoked=%d drifted=%d foreign=%d failed=%d",
+                result.revoked,
+                result.drifted,
+                result.foreign,
+                result.failed,
+            )
+
+    def _step(self, name: str, run: Callable[[], Any]) -> Any:
+        """Run one step; a failure is logged and counted, never the end of the tick."""
+        if not self.leadership.holds():
+            return None
+        try:
+            return run()
+        except Exception:
+            self.failures[name] += 1
+            log.exception(
+                "timer step %s failed (%d so far); the others go on", name, self.failures[name]
+            )
+            return None
 
     def _lead(self) -> bool:
-        """Follow the leadership: only the leader runs jobs and delivers notices."""
+        """Renew or seek the lease; when newly leading, deliver what queued meanwhile."""
+        was_leading = self.leadership.holds()
         leading = self.leadership.check()
-        if leading and not self.outbox.active.is_set():
-            self.outbox.active.set()
-            self.outbox.wake()  # notices queued while following go out now
-        elif not leading:
-            self.outbox.active.clear()
+        if leading and not was_leading:
+            self.outbox.wake()
         return leading

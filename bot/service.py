@@ -1,18 +1,18 @@
-"""Use cases: submit, approve, deny, cancel, revoke, expire, time out, sweep.
+"""Use cases: submit, approve, deny, cancel, revoke, extend, warn, time out.
 
 One verb per operation. Each checks its rule (bot.policy), wins or loses one
-conditional UPDATE (bot.store), and only the winner calls the provider. Errors
-are domain errors (bot.errors); adapters map them to what the user sees.
-Called by the Slack listeners, the scheduler jobs and the CLI.
+conditional UPDATE (bot.store), and only the winner calls the provider.
+Making grants lives in bot.granting, taking them away in bot.ending; the
+service owns one of each. Errors are domain errors (bot.errors); adapters map
+them to what the user sees. Called by the Slack listeners, the scheduler jobs
+(bot.expiry) and the CLI.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from bot import policy as rules
 from bot.domain import (
@@ -22,15 +22,18 @@ from bot.domain import (
     State,
     new_request_id,
     resolve_target,
+    whole_second,
 )
-from bot.errors import Conflict, GrantFailed, NotAllowed, NotFound, ProviderError
+from bot.ending import Ending
+from bot.errors import Conflict, NotAllowed
+from bot.granting import GRANT_CLAIM, Granting
 from bot.policy import Policy
 from bot.ports import AccessProvider, ApproverDirectory, Clock
-from bot.store import Store, Transition
+from bot.ratelimit import RateLimiter
+from bot.store import Store
+from bot.transitions import SYSTEM, Steps, already
 
-log = logging.getLogger(__name__)
-
-SYSTEM = "jitsudo"
+__all__ = ["SYSTEM", "AccessService", "Draft"]
 
 
 @dataclass(frozen=True)
@@ -45,7 +48,7 @@ class Draft:
     reason: str
 
 
-class AccessService:
+class AccessService(Steps):
     """The request lifecycle over a store, a provider and an approver directory."""
 
     def __init__(
@@ -59,15 +62,29 @@ class AccessService:
         default_namespace: str,
         notices_waiting: Callable[[], None] = lambda: None,
     ) -> None:
-        self.store = store
-        self.provider = provider
+        super().__init__(
+            store=store, provider=provider, clock=clock, notices_waiting=notices_waiting
+        )
         self.approvers = approvers
         self.policy = policy
-        self.clock = clock
         self.default_namespace = default_namespace
-        self.notices_waiting = notices_waiting
+        self.granting = Granting(
+            store=store, provider=provider, clock=clock, notices_waiting=notices_waiting
+        )
+        self.ending = Ending(
+            store=store, provider=provider, clock=clock, notices_waiting=notices_waiting
+        )
+        self.commands = RateLimiter(per_minute=policy.commands_per_minute)
 
     # --- requests -----------------------------------------------------------
+
+    def admit(self, user: str) -> None:
+        """Refuse a user who sends commands faster than policy.commands_per_minute."""
+        if not self.commands.allow(user):
+            raise NotAllowed(
+                f"You sent more than {self.policy.commands_per_minute} commands in the last "
+                "minute; wait a moment and try again."
+            )
 
     def check(self, draft: Draft) -> AccessRequest:
         """Validate a draft fully (policy and provider pre-flight) without storing it."""
@@ -90,21 +107,18 @@ class AccessService:
             state=State.PENDING,
             created_at=now,
         )
-        self.provider.preflight(_grant_of(request, expires_at=now + duration))
+        self.provider.preflight(_preview(request, now + duration))
         return request
 
     def submit(self, draft: Draft) -> AccessRequest:
         """Store a valid request as pending; approvers are told via the outbox."""
-        request = self.check(draft)
-        self.store.insert(request, actor=draft.requester, notice=Notice.SUBMITTED)
-        self.notices_waiting()
-        return request
+        return self._file(self.check(draft))
 
     def request_extension(
         self, parent_id: str, *, requester: str, duration: timedelta, reason: str
     ) -> AccessRequest:
         """File a linked request for more time on an active grant; approved like any other."""
-        parent = self._load(parent_id)
+        parent = self.load(parent_id)
         if parent.requester != requester:
             raise NotAllowed("Only the person who holds this grant can ask to extend it.")
         if parent.state is not State.ACTIVE:
@@ -119,12 +133,23 @@ class AccessService:
             extends=parent.id,
             **_UNDECIDED,
         )
-        self.store.insert(request, actor=requester, notice=Notice.SUBMITTED)
+        return self._file(request)
+
+    def _file(self, request: AccessRequest) -> AccessRequest:
+        """Insert unless the requester already has policy.max_pending_per_user waiting."""
+        limit = self.policy.max_pending_per_user
+        if not self.store.insert(
+            request, actor=request.requester, notice=Notice.SUBMITTED, max_pending=limit
+        ):
+            raise NotAllowed(
+                f"You already have {limit} requests waiting for review. Cancel one "
+                "(/jitsudo cancel REQUEST_ID) or wait for a decision, then ask again."
+            )
         self.notices_waiting()
         return request
 
     def get(self, request_id: str, *, viewer: str) -> AccessRequest:
-        request = self._load(request_id)
+        request = self.load(request_id)
         if not rules.can_view(request, viewer, self.approvers):
             raise NotAllowed("Only the requester, approvers and admins can see this request.")
         return request
@@ -145,14 +170,18 @@ class AccessService:
         """Raise unless `approver` may decide this request now (before asking them why)."""
         request = self._decidable(request_id, approver)
         if request.state is not State.PENDING:
-            raise Conflict(_already(request))
+            raise Conflict(already(request))
         return request
 
     def approve(self, request_id: str, *, approver: str) -> AccessRequest:
-        """Approve and grant; exactly one approval wins however many clicks arrive."""
+        """Approve and grant; exactly one approval wins however many clicks arrive.
+
+        Raises GrantDelayed while the cluster does not answer (the grant is
+        retried in the background) and GrantFailed when it cannot be made.
+        """
         request = self._decidable(request_id, approver)
         now = self.clock.now()
-        approved = self._move(
+        approved = self.move_or_conflict(
             request,
             State.APPROVED,
             actor=approver,
@@ -160,15 +189,16 @@ class AccessService:
             changes={
                 "decided_by": approver,
                 "decided_at": now,
-                "expires_at": now + request.duration,
+                "expires_at": whole_second(now + request.duration),
+                "claim_until": now + GRANT_CLAIM,
             },
         )
-        return self.complete_approval(approved)
+        return self.granting.complete(approved)
 
     def deny(self, request_id: str, *, approver: str, note: str = "") -> AccessRequest:
         request = self._decidable(request_id, approver)
         note = self.policy.check_reason(note, required=False)
-        denied = self._move(
+        return self.move_or_conflict(
             request,
             State.DENIED,
             actor=approver,
@@ -180,12 +210,11 @@ class AccessService:
             },
             notice=Notice.DENIED,
         )
-        return denied
 
     def cancel(self, request_id: str, *, actor: str) -> AccessRequest:
-        request = self._load(request_id)
+        request = self.load(request_id)
         rules.check_can_cancel(request, actor)
-        return self._move(
+        return self.move_or_conflict(
             request,
             State.CANCELLED,
             actor=actor,
@@ -194,82 +223,22 @@ class AccessService:
             notice=Notice.CANCELLED,
         )
 
-    def complete_approval(self, request: AccessRequest) -> AccessRequest:
-        """Finish an approved request: grant it, or apply it if it is an extension.
-
-        Called right after approval, and by the timers for requests a crash left
-        approved-but-not-granted (both paths are idempotent).
-        """
-        if request.extends:
-            return self._apply_extension(request)
-        return self._grant(request)
-
     # --- endings ------------------------------------------------------------
 
     def revoke(self, request_id: str, *, actor: str) -> AccessRequest:
-        """Delete the grant now; recorded only once the binding is really gone."""
-        request = self._load(request_id)
+        """End the grant now; recorded only once the binding is really gone.
+
+        If the delete fails the request stays revoking and the tick retries it;
+        the caller gets the revoking request back and can say so.
+        """
+        request = self.load(request_id)
         rules.check_can_revoke(request, actor, self.approvers)
         if request.state is not State.ACTIVE:
             raise Conflict(f"{request.id} is {request.state}, not active; nothing to revoke.")
-        self._mark_revoking(request, actor)
-        try:
-            self.provider.revoke(request.id, request.target)
-        except ProviderError:
-            self.store.update_fields(request.id, expected=State.ACTIVE, changes={"ended_by": None})
-            raise
-        return self._move(
-            request,
-            State.REVOKED,
-            actor=actor,
-            action="revoked",
-            changes={"ended_at": self.clock.now(), "ended_by": actor},
-            notice=Notice.REVOKED,
-        )
-
-    def _mark_revoking(self, request: AccessRequest, actor: str) -> None:
-        """Note the revoker before deleting, so the sweeper does not call the gap drift.
-
-        Between our delete and our record the binding is gone while the request
-        is still active; an active request with ended_by set is a revocation in
-        flight, which drift detection leaves alone.
-        """
-        marked = self.store.update_fields(
-            request.id, expected=State.ACTIVE, changes={"ended_by": actor}
-        )
-        if not marked:
-            raise Conflict(_already(self._load(request.id)))
-
-    def expire(self, request: AccessRequest) -> bool:
-        """End an active grant whose time is up: delete, then record; False if the delete failed."""
-        try:
-            self.provider.revoke(request.id, request.target)
-        except ProviderError as error:
-            log.warning("could not revoke %s yet: %s", request.id, error)
-            return False
-        self.record_expiry(request)
-        return True
-
-    def record_expiry(
-        self, request: AccessRequest, *, cause: str = "expired", notice: Notice = Notice.EXPIRED
-    ) -> bool:
-        """Mark an active request expired; only for a binding already known to be gone."""
-        now = self.clock.now()
-        moved = self.store.transition(
-            request.id,
-            Transition(
-                to=State.EXPIRED,
-                actor=SYSTEM,
-                at=now,
-                action=notice.value,
-                changes={"ended_at": now, "ended_by": SYSTEM, "cause": cause},
-                notice=notice,
-            ),
-        )
-        if moved is None:
-            return False
-        self.notices_waiting()
-        return True
+        ending = self.ending.begin(request, by=actor, cause=None)
+        if ending is None:
+            raise Conflict(already(self.load(request.id)))
+        return self.ending.finish(ending) or self.load(request.id)
 
     def warn(self, request: AccessRequest) -> bool:
         """Queue the expiry warning for an active grant, once."""
@@ -287,128 +256,22 @@ class AccessService:
 
     def time_out(self, request: AccessRequest) -> bool:
         """A pending request nobody reviewed in time becomes timed_out."""
-        now = self.clock.now()
-        move = Transition(
-            to=State.TIMED_OUT,
+        moved = self.move(
+            request,
+            State.TIMED_OUT,
             actor=SYSTEM,
-            at=now,
             action="timed_out",
-            changes={"ended_at": now},
+            changes={"ended_at": self.clock.now()},
             notice=Notice.TIMED_OUT,
         )
-        if self.store.transition(request.id, move) is None:
-            return False
-        self.notices_waiting()
-        return True
+        return moved is not None
 
     # --- helpers ------------------------------------------------------------
 
-    def _load(self, request_id: str) -> AccessRequest:
-        request = self.store.get(request_id)
-        if request is None:
-            raise NotFound(f"No request {request_id}. Check the ID with /jitsudo list.")
-        return request
-
     def _decidable(self, request_id: str, approver: str) -> AccessRequest:
-        request = self._load(request_id)
+        request = self.load(request_id)
         rules.check_can_decide(request, approver, self.approvers)
         return request
-
-    def _move(
-        self,
-        request: AccessRequest,
-        to: State,
-        *,
-        actor: str,
-        action: str,
-        changes: dict[str, Any],
-        notice: Notice | None = None,
-    ) -> AccessRequest:
-        moved = self.store.transition(
-            request.id,
-            Transition(
-                to=to,
-                actor=actor,
-                at=self.clock.now(),
-                action=action,
-                changes=changes,
-                notice=notice,
-            ),
-        )
-        if moved is None:
-            raise Conflict(_already(self._load(request.id)))
-        if notice:
-            self.notices_waiting()
-        return moved
-
-    def _grant(self, request: AccessRequest) -> AccessRequest:
-        assert request.expires_at is not None  # set by the approval
-        try:
-            self.provider.grant(_grant_of(request, expires_at=request.expires_at))
-        except ProviderError as error:
-            failed = self._finish_grant(request, State.FAILED, {"cause": str(error)}, Notice.FAILED)
-            raise GrantFailed(f"Approved, but the grant failed: {error}", request=failed) from error
-        return self._finish_grant(
-            request, State.ACTIVE, {"granted_at": self.clock.now()}, Notice.GRANTED
-        )
-
-    def _apply_extension(self, extension: AccessRequest) -> AccessRequest:
-        """Move the parent's expiry: patch the annotation first, then the database.
-
-        The annotation goes first so the sweeper never sees a binding whose
-        annotation says it expired while the database says it has not.
-        """
-        assert extension.extends is not None and extension.expires_at is not None
-        parent = self._load(extension.extends)
-        new_expiry = max(extension.expires_at, parent.expires_at or extension.expires_at)
-        try:
-            if parent.state is not State.ACTIVE:
-                raise ProviderError(f"{parent.id} is {parent.state}; there is nothing to extend")
-            self.provider.extend(parent.id, parent.target, new_expiry)
-        except ProviderError as error:
-            failed = self._finish_grant(
-                extension, State.FAILED, {"cause": str(error)}, Notice.FAILED
-            )
-            raise GrantFailed(
-                f"Approved, but the extension failed: {error}", request=failed
-            ) from error
-        moved = self.store.update_fields(
-            parent.id,
-            expected=State.ACTIVE,
-            changes={"expires_at": new_expiry, "warned": False},
-            audit=(extension.decided_by or SYSTEM, "extended", self.clock.now()),
-        )
-        if not moved:
-            cause = f"{parent.id} ended before the extension was applied"
-            failed = self._finish_grant(extension, State.FAILED, {"cause": cause}, Notice.FAILED)
-            raise GrantFailed(f"Approved, but {cause}.", request=failed)
-        return self._finish_grant(
-            extension,
-            State.EXTENDED,
-            {"expires_at": new_expiry, "granted_at": self.clock.now()},
-            Notice.EXTENDED,
-        )
-
-    def _finish_grant(
-        self, request: AccessRequest, to: State, changes: dict[str, Any], notice: Notice
-    ) -> AccessRequest:
-        moved = self.store.transition(
-            request.id,
-            Transition(
-                to=to,
-                actor=request.decided_by or SYSTEM,
-                at=self.clock.now(),
-                action={State.ACTIVE: "granted", State.EXTENDED: "extension_applied"}.get(
-                    to, "grant_failed"
-                ),
-                changes=changes,
-                notice=notice,
-            ),
-        )
-        if moved is None:
-            raise Conflict(_already(self._load(request.id)))
-        self.notices_waiting()
-        return moved
 
 
 _UNDECIDED: dict[str, object] = {
@@ -421,10 +284,13 @@ _UNDECIDED: dict[str, object] = {
     "ended_by": None,
     "cause": None,
     "warned": False,
+    "claim_until": None,
+    "attempts": 0,
 }
 
 
-def _grant_of(request: AccessRequest, *, expires_at: datetime) -> Grant:
+def _preview(request: AccessRequest, expires_at: datetime) -> Grant:
+    """The grant pre-flight checks: what approval would create."""
     return Grant(
         request_id=request.id,
         user=request.k8s_user,
@@ -432,13 +298,3 @@ def _grant_of(request: AccessRequest, *, expires_at: datetime) -> Grant:
         target=request.target,
         expires_at=expires_at,
     )
-
-
-def _already(request: AccessRequest) -> str:
-    """Why a lost race changed nothing, in the words the loser should see."""
-    who = f" by {request.decided_by}" if request.decided_by else ""
-    if request.state in (State.APPROVED, State.ACTIVE):
-        return f"{request.id} was already approved{who}."
-    if request.state is State.DENIED:
-        return f"{request.id} was already denied{who}."
-    return f"{request.id} is {request.state.replace('_', ' ')}; nothing to do."

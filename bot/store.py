@@ -125,7 +125,16 @@ def _to_columns(changes: dict[str, Any]) -> dict[str, Any]:
         columns["duration_seconds"] = int(columns.pop("duration").total_seconds())
     if "state" in columns:
         columns["state"] = str(columns["state"])
-    return columns
+    return {name: _fit(RequestRow, name, value) for name, value in columns.items()}
+
+
+def _fit(table: type[SQLModel], column: str, value: Any) -> Any:
+    """Bound a text to its column: PostgreSQL refuses an over-long VARCHAR outright,
+    and one refused UPDATE (a 10 KB error text) must never stall a state change."""
+    length = getattr(table.__table__.columns[column].type, "length", None)  # type: ignore[attr-defined]
+    if isinstance(value, str) and length is not None and len(value) > length:
+        return value[: length - 1] + "…"
+    return value
 
 
 @dataclass(frozen=True)
@@ -191,11 +200,27 @@ class Store:
         with self.engine.connect() as connection:
             connection.execute(sa.text("SELECT 1"))
 
-    def insert(self, request: AccessRequest, *, actor: str, notice: str | None) -> None:
-        """Store a new request with its `submitted` audit event and first notice."""
-        row = RequestRow(**_to_columns(_row_values(request)))
+    def insert(
+        self,
+        request: AccessRequest,
+        *,
+        actor: str,
+        notice: str | None,
+        max_pending: int | None = None,
+    ) -> bool:
+        """Store a new request with its `submitted` audit event and first notice.
+
+        With `max_pending`, only if the requester has fewer pending requests: one
+        INSERT ... SELECT ... WHERE count < max, serialized per requester on
+        PostgreSQL, so a burst of submissions cannot slip past the limit.
+        """
+        values = _to_columns(_row_values(request))
         with self._session() as session:
-            session.add(row)
+            if max_pending is None:
+                session.add(RequestRow(**values))
+            elif not self._insert_if_room(session, values, max_pending):
+                session.rollback()
+                return False
             _append(
                 session,
                 request.id,
@@ -210,6 +235,42 @@ class Store:
                 },
             )
             session.commit()
+        return True
+
+    def _insert_if_room(self, session: Session, values: dict[str, Any], limit: int) -> bool:
+        table = RequestRow.__table__  # type: ignore[attr-defined]
+        if self.engine.dialect.name == "postgresql":
+            session.execute(
+                sa.text("SELECT pg_advisory_xact_lock(hashtext(:who))"),
+                {"who": values["requester"]},
+            )
+        pending = (
+            sa.select(sa.func.count())
+            .select_from(table)
+            .where(table.c.requester == values["requester"], table.c.state == "pending")
+            .scalar_subquery()
+        )
+        names = [column.name for column in table.columns if column.name in values]
+        row = sa.select(*[sa.literal(values[n], table.c[n].type) for n in names])
+        statement = sa.insert(table).from_select(names, row.where(pending < limit))
+        # RETURNING, not rowcount: psycopg reports -1 for INSERT ... SELECT.
+        return session.execute(statement.returning(table.c.id)).first() is not None
+
+    def claim(self, request_id: str, *, until: datetime, now: datetime) -> bool:
+        """Take an approved request's grant work if nobody's claim is running; see granting."""
+        statement = (
+            sa.update(RequestRow)
+            .where(
+                col(RequestRow.id) == request_id,
+                col(RequestRow.state) == str(State.APPROVED),
+                sa.or_(col(RequestRow.claim_until).is_(None), col(RequestRow.claim_until) <= now),
+            )
+            .values(claim_until=until)
+        )
+        with self._session() as session:
+            won = session.execute(statement).rowcount == 1  # type: ignore[attr-defined]
+            session.commit()
+        return bool(won)
 
     def get(self, request_id: str) -> AccessRequest | None:
         with self._session() as session:
@@ -370,6 +431,21 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def _bounded_json(details: dict[str, Any], limit: int = 4000) -> str:
+    """Audit details as JSON that fits its column: long values are cut, keys kept."""
+    values = {k: _jsonable(v) for k, v in details.items()}
+    text = json.dumps(values)
+    share = max(limit // (len(values) + 1) - 40, 40)
+    while len(text) > limit and share >= 40:
+        values = {
+            k: (v[:share] + "…" if isinstance(v, str) and len(v) > share else v)
+            for k, v in values.items()
+        }
+        text = json.dumps(values)
+        share //= 2
+    return text if len(text) <= limit else json.dumps({"truncated": True})
+
+
 def _append(
     session: Session,
     request_id: str,
@@ -384,10 +460,10 @@ def _append(
     session.add(
         AuditEvent(
             at=at,
-            actor=actor,
+            actor=_fit(AuditEvent, "actor", actor),
             action=action,
             request_id=request_id,
-            details=json.dumps({k: _jsonable(v) for k, v in details.items()}),
+            details=_bounded_json(details),
         )
     )
     if notice:

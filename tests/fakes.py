@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from bot.domain import Grant, ManagedBinding, Target
@@ -51,6 +51,8 @@ class FakeProvider:
             request_id=grant.request_id,
             namespace=grant.target.namespace,
             expires_at=grant.expires_at,
+            role=grant.role,
+            subjects=(("User", grant.user),),
         )
 
     def revoke(self, request_id: str, target: Target) -> None:
@@ -63,16 +65,14 @@ class FakeProvider:
             if found.name == binding.name:
                 del self.bindings[key]
 
-    def is_active(self, request_id: str, target: Target) -> bool:
-        self._maybe_fail("is_active", request_id)
-        return request_id in self.bindings
+    def is_active(self, grant: Grant) -> bool:
+        self._maybe_fail("is_active", grant.request_id)
+        found = self.bindings.get(grant.request_id)
+        return found is not None and found.subjects == (("User", grant.user),)
 
     def extend(self, request_id: str, target: Target, expires_at: datetime) -> None:
         self._maybe_fail("extend", request_id)
-        found = self.bindings[request_id]
-        self.bindings[request_id] = ManagedBinding(
-            found.name, found.request_id, found.namespace, expires_at
-        )
+        self.bindings[request_id] = replace(self.bindings[request_id], expires_at=expires_at)
 
     def list_managed(self) -> Iterator[ManagedBinding]:
         self._maybe_fail("list_managed", "")

@@ -43,6 +43,7 @@ from tests.slackapi import SlackApiServer, SlackSender
 RBAC = "rbac.authorization.k8s.io/v1"
 SWEEP_SECONDS = 2.0
 TICK_SECONDS = 1.0
+LEASE_SECONDS = 3.0  # scheduler.leader_lease in these tests: a killed leader's lease runs out
 _DROPPED_ENV = ("DATABASE_URL", "JITSUDO_CONFIG", "SLACK_APP_TOKEN")
 _PROXY_ENV = ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
 T = TypeVar("T")
@@ -242,7 +243,10 @@ def world(tmp_path: Path, **policy: Any) -> Iterator[World]:
         kube, slack, kubeconfig = stand_ins(stack, tmp_path)
         database_url = f"sqlite:///{tmp_path}/jitsudo.db"
         document = settings_document(kubeconfig, database_url, **policy)
-        document["scheduler"] = {"sweep_interval": f"{SWEEP_SECONDS:g}s"}
+        document["scheduler"] = {
+        "sweep_interval": f"{SWEEP_SECONDS:g}s",
+        "leader_lease": f"{LEASE_SECONDS:g}s",
+    }
         bot = BotProcess(document=document, env=_child_env(slack), workdir=tmp_path)
         stack.callback(bot.kill)
         state = World(kube=kube, slack=slack, bot=bot, database_url=database_url)

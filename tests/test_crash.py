@@ -20,7 +20,14 @@ from sqlmodel import Session, col, select
 from bot.domain import AccessRequest, State, new_request_id
 from bot.store import OutboxNotice, Store, Transition
 from tests.harness import APPROVER, REQUESTER, wait_until
-from tests.subprocess_bot import SWEEP_SECONDS, TICK_SECONDS, World, request_when, world
+from tests.subprocess_bot import (
+    LEASE_SECONDS,
+    SWEEP_SECONDS,
+    TICK_SECONDS,
+    World,
+    request_when,
+    world,
+)
 
 
 def notices_of(store: Store, request_id: str) -> list[OutboxNotice]:
@@ -68,7 +75,8 @@ def test_killed_mid_grant_still_revoked_on_time_after_restart(tmp_path: Path, re
             assert w.binding(active) is not None  # nobody revoked it while the bot was dead
         ready_at = w.bot.start()
 
-        promised = max(expires_at.timestamp(), ready_at) + SWEEP_SECONDS + TICK_SECONDS
+        # The killed process's lease must run out before the restarted one leads.
+        promised = max(expires_at.timestamp(), ready_at) + LEASE_SECONDS + TICK_SECONDS + 1
         wait_until(lambda: w.binding(active) is None, timeout=max(promised - time.time(), 0.1))
         ended = final(w, request.id)
         assert ended.state is State.EXPIRED and ended.cause == "expired", w.bot.log_tail()
@@ -84,7 +92,7 @@ def test_approved_but_not_granted_is_finished_after_restart(tmp_path: Path) -> N
         w.bot.kill()
 
         # While the bot is down: two approvals whose grants never ran, decided 60s ago
-        # (older than resume_approved's 30s guard). One can be granted; one cannot.
+        # (their claims, had they one, ran out long ago). One can be granted; one cannot.
         decided = datetime.now(UTC) - timedelta(seconds=60)
         approve_in_database(w.store, crashed, at=decided)
         doomed = crashed.evolve(

@@ -34,6 +34,7 @@ PAGE_SIZE = 100
 TIMEOUT = (3.0, 10.0)  # connect, read: a hung API server must not stall the sweeper
 _NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _ROLE = re.compile(r"^[^/%]+$")
+_BINDING_NAME = re.compile(r"^jitsudo-req_([0-9abcdefghjkmnpqrstvwxyz]{26})$")
 
 
 def binding_name(request_id: str) -> str:
@@ -77,10 +78,38 @@ def _status_message(error: ApiException) -> str:
 
 
 def _failure(error: ApiException, doing: str) -> ProviderError:
-    retryable = error.status is None or error.status >= 500 or error.status == 429
-    return ProviderError(
-        f"Kubernetes refused to {doing}: {_status_message(error)}", retryable=retryable
+    """A message safe to show anyone: the status, never the raw body.
+
+    API error bodies name the bot's ServiceAccount and its groups, and quote
+    whole rule sets; that detail goes to the log only.
+    """
+    status = error.status or 0
+    retryable = status == 0 or status >= 500 or status == 429
+    reason = _REASONS.get(status, f"HTTP {status}" if status else "no answer")
+    hint = (
+        "; the bot is missing a permission: an admin should check its RBAC (manifests/)"
+        if status == 403
+        else ""
     )
+    return ProviderError(
+        f"Kubernetes refused to {doing} ({reason}){hint}.",
+        retryable=retryable,
+        detail=f"HTTP {status}: {_status_message(error)}",
+    )
+
+
+_REASONS = {
+    400: "400 Bad Request",
+    401: "401 Unauthorized: the bot's credentials were rejected",
+    403: "403 Forbidden",
+    404: "404 Not Found",
+    409: "409 Conflict",
+    422: "422 Invalid",
+    429: "429 Too Many Requests",
+    500: "500 Internal Server Error",
+    503: "503 Service Unavailable",
+    504: "504 Gateway Timeout",
+}
 
 
 @contextmanager
@@ -154,7 +183,7 @@ class KubernetesProvider:
         """Move the expiry annotation with a patch: nothing the user is doing is cut off."""
         patch = {"metadata": {"annotations": {EXPIRES_AT: format_expiry(expires_at)}}}
         name = binding_name(request_id)
-        with _calling("extend the binding"):
+        with _calling("extend the binding", absent=f"binding {name} does not exist"):
             if target.namespace is None:
                 self.rbac.patch_cluster_role_binding(name, patch, _request_timeout=TIMEOUT)
             else:
@@ -170,15 +199,17 @@ class KubernetesProvider:
     def remove(self, binding: ManagedBinding) -> None:
         self._delete(binding.name, binding.namespace)
 
-    def is_active(self, request_id: str, target: Target) -> bool:
+    def is_active(self, grant: Grant) -> bool:
+        """The binding exists with this grant's subject and role (terminating still counts:
+        it keeps authorizing until it is really gone)."""
         with _calling("read the binding"):
             try:
-                self._read(binding_name(request_id), target.namespace)
+                found = self._read(binding_name(grant.request_id), grant.target.namespace)
             except ApiException as error:
                 if _is_not_found(error):
                     return False
                 raise
-        return True
+        return _grants(found, grant)
 
     def list_managed(self) -> Iterator[ManagedBinding]:
         """Both kinds of binding carrying the managed label, page by page."""
@@ -247,7 +278,12 @@ class KubernetesProvider:
         return self.rbac.read_namespaced_role_binding(name, namespace, _request_timeout=TIMEOUT)
 
     def _delete(self, name: str, namespace: str | None) -> None:
-        """NotFound is success: the binding is gone either way."""
+        """Delete, then confirm with a GET that it is gone: only NotFound means gone.
+
+        A binding with a finalizer survives its DELETE (it gets a
+        deletionTimestamp) and keeps authorizing. Ours must end, so the
+        finalizers are removed; if the binding still stands, ProviderError.
+        """
         with _calling(f"delete binding {name}"):
             try:
                 if namespace is None:
@@ -259,16 +295,41 @@ class KubernetesProvider:
             except ApiException as error:
                 if not _is_not_found(error):
                     raise
+            remaining = self._still_there(name, namespace)
+            if remaining is not None and remaining.metadata.finalizers:
+                self._patch(name, namespace, {"metadata": {"finalizers": None}})
+                remaining = self._still_there(name, namespace)
+        if remaining is not None:
+            finalizers = ", ".join(remaining.metadata.finalizers or []) or "none"
+            raise ProviderError(
+                f"binding {name} still exists after its delete (finalizers: {finalizers})",
+                retryable=True,
+            )
+
+    def _still_there(self, name: str, namespace: str | None) -> Any:
+        try:
+            return self._read(name, namespace)
+        except ApiException as error:
+            if _is_not_found(error):
+                return None
+            raise
+
+    def _patch(self, name: str, namespace: str | None, patch: dict[str, Any]) -> None:
+        try:
+            if namespace is None:
+                self.rbac.patch_cluster_role_binding(name, patch, _request_timeout=TIMEOUT)
+            else:
+                self.rbac.patch_namespaced_role_binding(
+                    name, namespace, patch, _request_timeout=TIMEOUT
+                )
+        except ApiException as error:
+            if not _is_not_found(error):
+                raise
 
     def _check_same(self, grant: Grant) -> None:
         """Adopt an existing binding only if it grants exactly what was asked."""
         name = binding_name(grant.request_id)
-        existing = self._read(name, grant.target.namespace)
-        same_role = (existing.role_ref.kind, existing.role_ref.name) == ("ClusterRole", grant.role)
-        same_subjects = [(s.kind, s.name) for s in existing.subjects or []] == [
-            ("User", grant.user)
-        ]
-        if not (same_role and same_subjects):
+        if not _grants(self._read(name, grant.target.namespace), grant):
             raise ProviderError(
                 f"A binding named {name} already exists with a different role or subject; "
                 "jitsudo will not adopt it. Delete it or investigate who created it."
@@ -291,15 +352,32 @@ class KubernetesProvider:
                 return
 
     def _managed(self, item: Any) -> ManagedBinding:
-        annotations = item.metadata.annotations or {}
-        name = item.metadata.name
-        request_id = annotations.get(REQUEST_ID)
-        legacy_prefix = BINDING_PREFIX + "req_"
-        if not request_id and name.startswith(legacy_prefix):
-            request_id = "req_" + name[len(legacy_prefix) :].upper()
+        """What the binding claims; the core decides whether the claim holds."""
+        metadata, role_ref = item.metadata, item.role_ref
+        annotations = metadata.annotations or {}
         return ManagedBinding(
-            name=name,
-            request_id=request_id,
-            namespace=item.metadata.namespace,
+            name=metadata.name,
+            namespace=metadata.namespace,
             expires_at=parse_expiry(annotations.get(EXPIRES_AT)),
+            request_id=request_id_of(metadata.name),
+            role=role_ref.name if role_ref and role_ref.kind == "ClusterRole" else None,
+            subjects=tuple((s.kind, s.name) for s in item.subjects or []),
         )
+
+
+def request_id_of(name: str) -> str | None:
+    """The request a binding is named after: exactly `jitsudo-req_<ulid>`, else None.
+
+    Annotations are never trusted for this: anyone who can write the binding
+    can write them.
+    """
+    match = _BINDING_NAME.match(name)
+    return "req_" + match.group(1).upper() if match else None
+
+
+def _grants(binding: Any, grant: Grant) -> bool:
+    """The binding binds exactly this grant's user to this grant's ClusterRole."""
+    role_ref = binding.role_ref
+    same_role = (role_ref.kind, role_ref.name) == ("ClusterRole", grant.role)
+    subjects = [(s.kind, s.name) for s in binding.subjects or []]
+    return same_role and subjects == [("User", grant.user)]

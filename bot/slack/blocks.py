@@ -274,6 +274,14 @@ def _time_left(left: timedelta) -> str:
 
 
 def failed_for_approver(request: AccessRequest) -> Message:
+    """The approver's reply when the grant failed, or is being retried (still approved)."""
+    if request.state is State.APPROVED:
+        text = (
+            f"⏳ You approved {code(request.id)}, but the cluster did not answer "
+            f"({one_line(request.cause or 'no answer')}). jitsudo keeps trying and "
+            f"{who(request.requester)} gets a DM when access is live."
+        )
+        return render(f"The grant for {request.id} is being retried", [section(text)])
     text = (
         f"⚠️ You approved {code(request.id)}, but the grant failed: "
         f"{one_line(request.cause or 'unknown error')}\n"
@@ -334,7 +342,7 @@ def list_reply(mine: list[AccessRequest], awaiting: list[AccessRequest] | None) 
 def _list_line(request: AccessRequest, *, requester: bool = False) -> str:
     by = f" from {who(request.requester)}" if requester else ""
     state = request.state.replace("_", " ")
-    if request.state is State.ACTIVE:
+    if request.state in (State.ACTIVE, State.REVOKING):
         state += f" until {slack_time(request.expires_at)}"
     return f"• {code(request.id)} {grant_text(request)}{by}: {state}"
 

@@ -23,7 +23,7 @@ from bot.domain import (
     parse_duration,
     parse_request_id,
 )
-from bot.errors import AccessError, GrantFailed
+from bot.errors import AccessError, GrantDelayed, GrantFailed
 from bot.service import AccessService, Draft
 from bot.slack import blocks, commands
 from bot.slack.notifier import send_dm
@@ -65,6 +65,7 @@ class _Handlers:
         _guarded(respond, lambda: self._dispatch(command, client))
 
     def _dispatch(self, command: dict[str, Any], client: WebClient) -> blocks.Message | None:
+        self.service.admit(command["user_id"])
         parsed = commands.parse_command(command.get("text") or "")
         if isinstance(parsed, commands.OpenRequestModal):
             self._open_request_modal(client, command["trigger_id"])
@@ -112,7 +113,7 @@ class _Handlers:
     def _approve(self, request_id: str, user: str) -> blocks.Message:
         try:
             return blocks.decision_reply(self.service.approve(request_id, approver=user))
-        except GrantFailed as failure:
+        except (GrantFailed, GrantDelayed) as failure:
             return blocks.failed_for_approver(failure.request)
 
     def _open_request_modal(self, client: WebClient, trigger_id: str) -> None:

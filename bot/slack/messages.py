@@ -325,6 +325,25 @@ def _approved(request: AccessRequest) -> str:
     )
 
 
+def _approving(request: AccessRequest) -> str:
+    """Approved, and the grant is being made (or retried while the cluster does not answer)."""
+    if request.cause:
+        return (
+            f"⏳ Approved by {who(request.decided_by)} at {slack_time(request.decided_at)}"
+            f" · granting, retrying: {one_line(request.cause, 300)}"
+        )
+    return _approved(request)
+
+
+def _revoking(request: AccessRequest) -> str:
+    """Ending: the binding is being deleted, and stays until it is really gone."""
+    if request.cause is None:
+        start = f"⏳ Revoke by {who(request.ended_by)} in progress"
+    else:
+        start = f"⏳ Ending ({one_line(request.cause, 100)}) at {slack_time(request.expires_at)}"
+    return start + ": deleting the binding; access lasts until it is gone"
+
+
 def _denied(request: AccessRequest) -> str:
     note = f": {one_line(request.decision_note)}" if request.decision_note else " (no reason given)"
     return f"❌ Denied by {who(request.decided_by)} at {slack_time(request.decided_at)}{note}"
@@ -340,8 +359,9 @@ def _expired(request: AccessRequest) -> str:
 
 _OUTCOMES: dict[State, Callable[[AccessRequest], str]] = {
     State.PENDING: lambda r: f"⏳ Waiting for an approver since {slack_time(r.created_at)}",
-    State.APPROVED: _approved,
+    State.APPROVED: _approving,
     State.ACTIVE: _approved,
+    State.REVOKING: _revoking,
     State.DENIED: _denied,
     State.FAILED: lambda r: (
         f"⚠️ Approved by {who(r.decided_by)}, but the grant failed: "
