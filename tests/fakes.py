@@ -20,6 +20,7 @@ class FakeProvider:
     grants: dict[str, Grant] = field(default_factory=dict)
     calls: list[tuple[str, str]] = field(default_factory=list)
     failing: dict[str, str] = field(default_factory=dict)
+    transient: set[str] = field(default_factory=set)  # calls whose failure is retryable
     roles: dict[str, list[RoleRule]] = field(
         default_factory=lambda: {
             "view": [RoleRule(("",), ("pods",), ("get", "list"))],
@@ -33,7 +34,7 @@ class FakeProvider:
     def _maybe_fail(self, call: str, subject: str) -> None:
         self.calls.append((call, subject))
         if call in self.failing:
-            raise ProviderError(self.failing[call], retryable=True)
+            raise ProviderError(self.failing[call], retryable=call in self.transient)
 
     def preflight(self, grant: Grant) -> None:
         self._maybe_fail("preflight", grant.request_id)

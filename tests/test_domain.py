@@ -89,7 +89,9 @@ def test_state_machine_matches_the_lifecycle() -> None:
         State.TIMED_OUT,
     }
     assert TRANSITIONS[State.APPROVED] == {State.ACTIVE, State.FAILED, State.EXTENDED}
-    assert TRANSITIONS[State.ACTIVE] == {State.EXPIRED, State.REVOKED}
+    # Every ending goes through revoking: recorded only once the binding is really gone.
+    assert TRANSITIONS[State.ACTIVE] == {State.REVOKING}
+    assert TRANSITIONS[State.REVOKING] == {State.EXPIRED, State.REVOKED}
     finals = {state for state in State if state.is_final}
     assert finals == {
         State.EXPIRED,
@@ -107,7 +109,8 @@ def test_every_state_but_pending_has_exactly_one_source() -> None:
 
     assert source_of(State.DENIED) is State.PENDING
     assert source_of(State.FAILED) is State.APPROVED
-    assert source_of(State.REVOKED) is State.ACTIVE
+    assert source_of(State.REVOKED) is State.REVOKING
+    assert source_of(State.EXPIRED) is State.REVOKING
     for state in State:
         if state is not State.PENDING:
             assert state in TRANSITIONS[source_of(state)]

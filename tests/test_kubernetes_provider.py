@@ -79,7 +79,7 @@ def test_grant_creates_the_seed_binding(
     assert binding["subjects"] == [
         {"kind": "User", "name": "alice", "apiGroup": "rbac.authorization.k8s.io"}
     ]
-    assert provider.is_active(g.request_id, g.target)
+    assert provider.is_active(g)
     if namespace is None:  # cluster-wide is never a RoleBinding
         assert kube.list(RBAC, "rolebindings") == [] or all(
             b["metadata"]["name"] != binding_name(g.request_id)
@@ -136,8 +136,11 @@ def test_preflight_refuses_a_role_the_bot_may_not_bind(
     kube.add_cluster_role(
         "secret-reader", [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]
     )
-    with pytest.raises(ProviderError, match=r"forbidden|not currently held"):
+    with pytest.raises(ProviderError, match=r"403 Forbidden.*RBAC") as caught:
         provider.preflight(grant(role="secret-reader"))
+    # The user sees the status; the raw body (the bot's ServiceAccount, its rules) is log-only.
+    assert "system:serviceaccount" not in str(caught.value)
+    assert "not currently held" in caught.value.detail
     with pytest.raises(ProviderError):
         provider.grant(grant(role="secret-reader"))
 
@@ -149,7 +152,7 @@ def test_revoke_deletes_and_not_found_is_success(
     provider.grant(g)
     provider.revoke(g.request_id, g.target)
     assert stored(kube, g) is None
-    assert not provider.is_active(g.request_id, g.target)
+    assert not provider.is_active(g)
     provider.revoke(g.request_id, g.target)  # already gone: still success
 
 
@@ -167,7 +170,7 @@ def test_out_of_band_delete_is_seen(kube: KubeApiServer, provider: KubernetesPro
     g = grant(namespace=None, role="view")
     provider.grant(g)
     kube.delete(RBAC, "clusterrolebindings", binding_name(g.request_id))
-    assert not provider.is_active(g.request_id, g.target)
+    assert not provider.is_active(g)
 
 
 def test_list_managed_pages_through_both_kinds_by_label(
@@ -206,7 +209,9 @@ def test_list_managed_reads_orphans_without_annotations(
         }
     )
     [orphan] = list(provider.list_managed())
-    assert orphan == ManagedBinding("jitsudo-orphan", None, None, None)
+    assert orphan == ManagedBinding(
+        "jitsudo-orphan", None, None, request_id=None, role="view", subjects=(("User", "x"),)
+    )
     provider.remove(orphan)
     assert kube.get(RBAC, "clusterrolebindings", "jitsudo-orphan") is None
 

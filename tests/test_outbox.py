@@ -57,7 +57,8 @@ def test_backoff_grows_and_gives_up_after_max_attempts(store: Store, clock: Fake
 def test_inactive_worker_delivers_nothing(store: Store, clock: FakeClock) -> None:
     store.insert(access_request(created_at=clock.now()), actor="U1", notice=Notice.SUBMITTED)
     worker = OutboxWorker(store, lambda n: None, clock)
-    worker.active.clear()  # a follower replica
+    leading = False
+    worker.may_deliver = lambda: leading  # a follower replica
     assert worker.run_once() == 0
-    worker.active.set()
+    leading = True
     assert worker.run_once() == 1

@@ -10,6 +10,7 @@ import pytest
 from bot import expiry
 from bot.domain import DRIFT_CAUSE, ManagedBinding, State
 from bot.errors import Conflict, GrantFailed, InvalidInput, NotAllowed, NotFound, ProviderError
+from bot.granting import GRANT_CLAIM
 from bot.service import AccessService, Draft
 from bot.store import Store
 from tests.conftest import FakeClock
@@ -145,7 +146,7 @@ def test_failed_grant_is_recorded_with_cause(
     service: AccessService, provider: FakeProvider
 ) -> None:
     request = service.submit(draft())
-    provider.failing["grant"] = "forbidden: cannot bind"
+    provider.failing["grant"] = "forbidden: cannot bind"  # permanent: not retryable
     with pytest.raises(GrantFailed, match="cannot bind"):
         service.approve(request.id, approver="UAPPROVER")
     failed = service.store.get(request.id)
@@ -172,14 +173,16 @@ def test_resume_approved_finishes_a_crashed_grant(
                 "decided_by": "UAPPROVER",
                 "decided_at": now,
                 "expires_at": now + request.duration,
+                "claim_until": now + GRANT_CLAIM,  # what approve writes before granting
             },
         ),
     )
     del provider.failing["grant"]
-    assert (
-        expiry.resume_approved(service) == 0
-    )  # too young: the approver's own call may be granting
-    service.clock.advance(seconds=11)  # type: ignore[attr-defined]
+    # Claimed: the approver's own call may still be granting; nobody else runs it.
+    assert expiry.resume_approved(service) == 0
+    service.clock.advance(seconds=GRANT_CLAIM.total_seconds() - 1)  # type: ignore[attr-defined]
+    assert expiry.resume_approved(service) == 0 and provider.count("grant") == 0
+    service.clock.advance(seconds=1)  # type: ignore[attr-defined]
     assert expiry.resume_approved(service) == 1
     assert service.store.get(request.id).state is State.ACTIVE  # type: ignore[union-attr]
 
@@ -190,13 +193,19 @@ def test_revoke_deletes_before_recording(service: AccessService, provider: FakeP
     with pytest.raises(NotAllowed):
         service.revoke(request.id, actor="URANDOM")
     provider.failing["revoke"] = "API server down"
-    with pytest.raises(ProviderError):
-        service.revoke(request.id, actor="UADMIN")
-    assert service.store.get(request.id).state is State.ACTIVE  # type: ignore[union-attr]
+    ending = service.revoke(request.id, actor="UADMIN")
+    assert ending.state is State.REVOKING and ending.ended_by == "UADMIN"
+    assert request.id in provider.bindings  # not recorded revoked: the binding is still there
+    with pytest.raises(Conflict):
+        service.revoke(request.id, actor="UREQ")  # one revocation at a time
+    assert expiry.expire_due(service).failed == 1  # the tick retries it
     del provider.failing["revoke"]
-    revoked = service.revoke(request.id, actor="UREQ")
-    assert revoked.state is State.REVOKED and revoked.ended_by == "UREQ"
-    assert request.id not in provider.bindings
+    assert expiry.expire_due(service).revoked == 1
+    revoked = service.store.get(request.id)
+    assert revoked is not None and revoked.state is State.REVOKED
+    assert revoked.ended_by == "UADMIN" and request.id not in provider.bindings
+    actions = [e.action for e in service.store.audit_trail(request.id)]
+    assert actions[-2:] == ["revoking", "revoked"], actions
     with pytest.raises(Conflict):
         service.revoke(request.id, actor="UREQ")
 
@@ -220,7 +229,7 @@ def test_sweep_expires_on_time_and_retries_failed_deletes(
     provider.failing["remove"] = "timeout"
     result = expiry.sweep(service)
     assert result.failed >= 1 and result.revoked == 0
-    assert service.store.get(request.id).state is State.ACTIVE  # type: ignore[union-attr]
+    assert service.store.get(request.id).state is State.REVOKING  # type: ignore[union-attr]
     provider.failing.clear()
     result = expiry.sweep(service)
     assert result.revoked == 1 and result.failed == 0
@@ -233,9 +242,9 @@ def test_sweep_deletes_expired_orphans(
     service: AccessService, provider: FakeProvider, clock: FakeClock
 ) -> None:
     past, future = clock.now() - timedelta(minutes=1), clock.now() + timedelta(minutes=10)
-    provider.bindings["orphan"] = ManagedBinding("jitsudo-orphan", None, "default", past)
-    provider.bindings["noexpiry"] = ManagedBinding("jitsudo-noexpiry", None, None, None)
-    provider.bindings["young"] = ManagedBinding("jitsudo-young", None, "default", future)
+    provider.bindings["orphan"] = ManagedBinding("jitsudo-orphan", "default", past)
+    provider.bindings["noexpiry"] = ManagedBinding("jitsudo-noexpiry", None, None)
+    provider.bindings["young"] = ManagedBinding("jitsudo-young", "default", future)
     result = expiry.sweep(service)
     assert result.revoked == 2
     assert set(provider.bindings) == {"young"}
@@ -361,20 +370,13 @@ def test_a_revocation_in_flight_is_not_drift(
     service: AccessService, provider: FakeProvider
 ) -> None:
     request = service.approve(service.submit(draft()).id, approver="UAPPROVER")
-    service._mark_revoking(request, "UREQ")  # the revoker has deleted, not yet recorded
+    ending = service.ending.begin(request, by="UREQ", cause=None)  # deleted, not yet recorded
+    assert ending is not None
     del provider.bindings[request.id]
-    assert expiry.sweep(service).drifted == 0
-    revoked = service.revoke(request.id, actor="UREQ")  # ...and the record then wins
-    assert revoked.state is State.REVOKED and revoked.ended_by == "UREQ"
-
-
-def test_a_failed_revoke_clears_its_mark(service: AccessService, provider: FakeProvider) -> None:
-    request = service.approve(service.submit(draft()).id, approver="UAPPROVER")
-    provider.failing["revoke"] = "API server down"
-    with pytest.raises(ProviderError):
-        service.revoke(request.id, actor="UREQ")
-    stored = service.store.get(request.id)
-    assert stored is not None and stored.state is State.ACTIVE and stored.ended_by is None
+    assert expiry.sweep(service).drifted == 0  # revoking is not active: never drift
+    revoked = service.store.get(request.id)
+    assert revoked is not None and revoked.state is State.REVOKED and revoked.ended_by == "UREQ"
+    assert revoked.cause is None
 
 
 def test_an_overlong_denial_note_is_refused_not_cut(service: AccessService) -> None:

@@ -318,10 +318,13 @@ def test_deny_and_cancel_by_command(h: Harness) -> None:
 
 def test_grant_failure_after_approval_is_reported(h: Harness) -> None:
     request = h.request("request --role edit --scope production --duration 5m --reason x")
-    h.kube.fail_next(method="POST", resource="rolebindings", status=500, times=1)
+    raw = 'user "system:serviceaccount:jitsudo:jitsudo-bot" is attempting to grant RBAC'
+    h.kube.fail_next(method="POST", resource="rolebindings", status=403, message=raw)
     count = len(h.replies())
     click(h, "approve", request.id, APPROVER)
-    assert "grant failed" in last_reply_text(h, count).lower()
+    reply = last_reply_text(h, count)
+    assert "grant failed" in reply.lower() and "403 Forbidden" in reply
+    assert "serviceaccount" not in reply  # the raw API body goes to the log, not to Slack
     failed = wait_until(
         lambda: (r := h.bot.store.get(request.id)) and r.state is State.FAILED and r
     )

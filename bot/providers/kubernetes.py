@@ -171,7 +171,9 @@ class KubernetesProvider:
 
     def grant(self, grant: Grant) -> None:
         """Create the binding; an identical existing one is success, a different one an error."""
-        with _calling("create the binding"):
+        namespace = grant.target.namespace
+        absent = f"Namespace `{namespace}` does not exist in the cluster." if namespace else None
+        with _calling("create the binding", absent=absent):
             try:
                 self._create(grant)
             except ApiException as error:

@@ -101,14 +101,14 @@ def test_grant_allows_then_revoke_removes(
     provider.grant(grant)
     try:
         provider.grant(grant)  # idempotent on a real server too
-        assert provider.is_active(grant.request_id, grant.target)
+        assert provider.is_active(grant)
         assert allowed(admin, user, "create", "deployments", namespace)
         managed = {b.request_id for b in provider.list_managed()}
         assert grant.request_id in managed
         provider.extend(grant.request_id, grant.target, grant.expires_at + timedelta(minutes=5))
     finally:
         provider.revoke(grant.request_id, grant.target)
-    assert not provider.is_active(grant.request_id, grant.target)
+    assert not provider.is_active(grant)
     assert not allowed(admin, user, "create", "deployments", namespace)
     provider.revoke(grant.request_id, grant.target)  # NotFound is success
 
