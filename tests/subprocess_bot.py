@@ -244,9 +244,9 @@ def world(tmp_path: Path, **policy: Any) -> Iterator[World]:
         database_url = f"sqlite:///{tmp_path}/jitsudo.db"
         document = settings_document(kubeconfig, database_url, **policy)
         document["scheduler"] = {
-        "sweep_interval": f"{SWEEP_SECONDS:g}s",
-        "leader_lease": f"{LEASE_SECONDS:g}s",
-    }
+            "sweep_interval": f"{SWEEP_SECONDS:g}s",
+            "leader_lease": f"{LEASE_SECONDS:g}s",
+        }
         bot = BotProcess(document=document, env=_child_env(slack), workdir=tmp_path)
         stack.callback(bot.kill)
         state = World(kube=kube, slack=slack, bot=bot, database_url=database_url)

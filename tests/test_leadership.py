@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,7 +21,7 @@ from sqlalchemy.engine import Engine
 
 from bot.database import open_store
 from bot.domain import AccessRequest, ManagedBinding, State, Target
-from bot.leader import LOCK_KEY, Leadership
+from bot.leader import Leadership
 from bot.outbox import OutboxWorker
 from bot.providers.kubernetes import KubernetesProvider
 from bot.scheduler import Timers
@@ -43,42 +44,41 @@ from tests.subprocess_bot import poll, request_when
 RBAC = "rbac.authorization.k8s.io/v1"
 SWEEP_SECONDS = 2.0
 TICK_SECONDS = 1.0
+LEASE_SECONDS = 3.0
 
-_LOCK_HOLDER = sa.text(
-    "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted"
-    " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
-    " AND (classid::bigint << 32) + objid::bigint = :key"
-)
+# --- the lease itself ----------------------------------------------------------
 
 
-def lock_holder(admin: Engine) -> int | None:
-    """The backend pid holding the leadership lock in this database, if any."""
-    with admin.connect() as connection:
-        pid = connection.execute(_LOCK_HOLDER, {"key": LOCK_KEY}).scalar()
-    return int(pid) if pid is not None else None
+class FrozenClock:
+    """A monotonic clock the test moves: a frozen process sees time jump when it wakes."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.monotonic() + self.offset
 
 
-def kill_lock_holder(admin: Engine) -> int:
-    """Terminate the leader's lock connection, as a crashed host or a cut network would."""
-    pid = lock_holder(admin)
-    assert pid is not None, "nobody holds the leadership lock"
-    with admin.connect() as connection:
-        # The timeout makes PostgreSQL wait until the backend is really gone (its locks freed).
-        done = connection.execute(
-            sa.text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": pid}
-        ).scalar()
-    assert done, f"backend {pid} did not terminate"
-    wait_until(lambda: lock_holder(admin) != pid, timeout=5)
-    return pid
+def lease_row(engine: Engine) -> tuple[str, int, float]:
+    with engine.connect() as connection:
+        row = connection.execute(
+            sa.text("SELECT holder, token, expires_epoch FROM leases WHERE name = 'scheduler'")
+        ).one()
+    return str(row[0]), int(row[1]), float(row[2])
 
 
-@pytest.fixture
-def engines(postgres_url: str) -> Iterator[Callable[[], Engine]]:
-    """Engines on the test's PostgreSQL database, each its own pool, disposed after."""
+@pytest.fixture(params=["sqlite", "postgresql"])
+def lease_engines(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], Engine]]:
+    """Engines on one database (a fresh one per test), each its own pool, disposed after."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path}/jitsudo.db"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    open_store(url).engine.dispose()  # migrated: the leases table exists
     made: list[Engine] = []
 
     def make() -> Engine:
-        made.append(make_engine(postgres_url))
+        made.append(make_engine(url))
         return made[-1]
 
     yield make
@@ -86,79 +86,70 @@ def engines(postgres_url: str) -> Iterator[Callable[[], Engine]]:
         engine.dispose()
 
 
-@pytest.fixture
-def admin(postgres_url: str) -> Iterator[Engine]:
-    """A third connection, like an operator's psql session."""
-    engine = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
-    yield engine
-    engine.dispose()
-
-
-# --- the lock itself ---------------------------------------------------------
-
-
-def test_exactly_one_leads_and_the_follower_takes_over_when_the_leader_dies(
-    engines: Callable[[], Engine], admin: Engine
+def test_exactly_one_leads_and_a_silent_leader_loses_the_lease(
+    lease_engines: Callable[[], Engine],
 ) -> None:
-    first, second = Leadership(engines()), Leadership(engines())
-    try:
-        results = [first.check(), second.check()]
-        assert results.count(True) == 1
-        leader, follower = (first, second) if results[0] else (second, first)
-        for _ in range(3):  # leadership is sticky while the leader lives
-            assert leader.check() and not follower.check()
-        held_by = lock_holder(admin)
-        assert held_by is not None
+    lease = timedelta(seconds=1)
+    clock = FrozenClock()
+    first = Leadership(lease_engines(), lease=lease, holder="first", monotonic=clock)
+    second = Leadership(lease_engines(), lease=lease, holder="second")
+    assert first.check() and first.holds()
+    assert not second.check() and not second.holds()
+    for _ in range(3):  # leadership is sticky while the leader renews
+        assert first.check() and not second.check()
+    holder, token, _ = lease_row(first.engine)
+    assert holder == "first"
 
-        kill_lock_holder(admin)
-        assert follower.check()  # its next attempt: the lock is free, it takes it
-        assert not leader.check()  # the old leader notices its dead connection, and follows
-        assert leader.check() is False and follower.check() is True
-        assert lock_holder(admin) not in (None, held_by)
-    finally:
-        first.release()
-        second.release()
+    # first is frozen (SIGSTOP): it renews nothing. The lease runs out on the database's clock.
+    wait_until(second.check, timeout=lease.total_seconds() + 2)
+    holder, new_token, _ = lease_row(first.engine)
+    assert holder == "second" and new_token == token + 1
+
+    clock.offset += 5  # first wakes: its own clock says the lease it knew is long over
+    assert not first.holds()  # fencing: no action on an old belief, before any database call
+    assert not first.check()  # and the database agrees: it follows now
+    assert second.check() and second.holds()
 
 
-def test_a_leader_that_lost_its_connection_never_makes_two_leaders(
-    engines: Callable[[], Engine], admin: Engine
+def test_holds_ends_with_the_lease_even_without_a_database_answer(
+    lease_engines: Callable[[], Engine],
 ) -> None:
-    """If the old leader notices first it may re-take the free lock; still exactly one leads."""
-    first, second = Leadership(engines()), Leadership(engines())
+    """A leader whose renewals hang or fail stops acting when its lease would have ended."""
+    clock = FrozenClock()
+    leader = Leadership(lease_engines(), lease=timedelta(seconds=10), holder="l", monotonic=clock)
+    assert leader.check() and leader.holds()
+    clock.offset += 9.95  # within SAFETY_MARGIN of the end: no longer trusted
+    assert not leader.holds()
+    assert leader.check() and leader.holds()  # a renewal restores it
+
+
+def test_release_hands_over_at_once(lease_engines: Callable[[], Engine]) -> None:
+    lease = timedelta(seconds=30)
+    first = Leadership(lease_engines(), lease=lease, holder="first")
+    second = Leadership(lease_engines(), lease=lease, holder="second")
+    assert first.check() and not second.check()
+    first.release()
+    assert not first.holds()
+    assert second.check()  # no need to wait 30 s
+    assert not first.check()
+
+
+def test_the_renewer_keeps_a_busy_leader_leading(lease_engines: Callable[[], Engine]) -> None:
+    """Jobs may run longer than the lease; the background renewal keeps it."""
+    lease = timedelta(seconds=3)
+    leader = Leadership(lease_engines(), lease=lease, holder="busy")
+    other = Leadership(lease_engines(), lease=lease, holder="other")
+    assert leader.check()
+    leader.start_renewing()
     try:
-        assert first.check() and not second.check()
-        kill_lock_holder(admin)
-        again = first.check()  # notices the dead connection, then tries once for the free lock
-        assert second.check() is (not again)
-        assert [first.check(), second.check()].count(True) == 1
-        assert lock_holder(admin) is not None
+        deadline = time.monotonic() + 3 * lease.total_seconds()
+        while time.monotonic() < deadline:
+            assert not other.check()
+            assert leader.holds()
+            time.sleep(0.1)
     finally:
-        first.release()
-        second.release()
-
-
-def test_release_hands_over_at_once(engines: Callable[[], Engine], admin: Engine) -> None:
-    first, second = Leadership(engines()), Leadership(engines())
-    try:
-        assert first.check() and not second.check()
-        first.release()
-        assert lock_holder(admin) is None
-        assert second.check()
-        assert not first.check()  # the former leader now follows
-    finally:
-        first.release()
-        second.release()
-
-
-def test_sqlite_runs_as_one_replica_that_always_leads(tmp_path: Path) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path}/jitsudo.db")
-    try:
-        first, second = Leadership(engine), Leadership(engine)
-        assert all(leadership.check() for leadership in (first, second, first))
-        first.release()
-        assert first.check()
-    finally:
-        engine.dispose()
+        leader.release()
+    assert other.check()
 
 
 # --- one job at a time within the leader ----------------------------------------
@@ -176,7 +167,7 @@ def test_a_tick_during_a_sweep_never_turns_an_expiry_into_drift(tmp_path: Path) 
     service = fake_service(store, provider, clock)
     timers = Timers(
         service,
-        leadership=Leadership(store.engine),
+        leadership=Leadership(store.engine, holder="only"),
         outbox=OutboxWorker(store, lambda _: None, clock),
         sweep_interval=timedelta(seconds=30),
     )
@@ -205,6 +196,7 @@ def test_a_tick_during_a_sweep_never_turns_an_expiry_into_drift(tmp_path: Path) 
 
     provider.list_managed = listing_while_the_next_tick_fires  # type: ignore[method-assign]
     try:
+        assert timers.leadership.check()  # this replica leads
         timers.sweep()
         recorded.set()
         timers.tick()
@@ -291,13 +283,18 @@ def expiry_dms(h: Harness, request_id: str) -> list[dict[str, Any]]:
     ]
 
 
-def die(running: _RunningBot, admin: Engine) -> None:
-    """The leader's process dies: its threads stop, it unlocks nothing, its socket closes."""
+def leads(running: _RunningBot) -> bool:
+    assert running.timers is not None
+    return running.timers.leadership.holds()
+
+
+def die(running: _RunningBot) -> None:
+    """The leader's process dies: its threads stop, and it releases nothing."""
     running.server.close()
     assert running.timers is not None
-    running.timers.scheduler.shutdown(wait=True)  # not Timers.stop(): that would unlock
+    running.timers.scheduler.shutdown(wait=True)  # not Timers.stop(): that would release
+    running.timers.leadership._stop.set()  # the renewer dies with the process
     running.bot.outbox.stop()
-    kill_lock_holder(admin)  # what the kernel does to a dead process's connection
     running.bot.store.engine.dispose()
 
 
@@ -307,10 +304,13 @@ def drained(h: Harness, running: _RunningBot) -> bool:
 
 
 def test_two_bots_one_leader_no_double_work_and_the_survivor_takes_over(
-    tmp_path: Path, postgres_url: str, admin: Engine
+    tmp_path: Path, postgres_url: str
 ) -> None:
     with running_bot(
-        tmp_path, database=postgres_url, timers=True, scheduler={"sweep_interval": "2s"}
+        tmp_path,
+        database=postgres_url,
+        timers=True,
+        scheduler={"sweep_interval": "2s", "leader_lease": f"{LEASE_SECONDS:g}s"},
     ) as h:
         assert h.running is not None
         bots = {"one": h.running, "two": _RunningBot(h.settings, clock=None, timers=True)}
@@ -318,9 +318,7 @@ def test_two_bots_one_leader_no_double_work_and_the_survivor_takes_over(
             spy = Spy()
             for name, running in bots.items():
                 spy.watch(name, running)
-            leading = poll(
-                lambda: [n for n, r in bots.items() if r.bot.outbox.active.is_set()] or None
-            )
+            leading = poll(lambda: [n for n, r in bots.items() if leads(r)] or None)
             assert len(leading) == 1, leading
             leader_name = leading[0]
             (follower_name,) = set(bots) - {leader_name}
@@ -345,13 +343,13 @@ def test_two_bots_one_leader_no_double_work_and_the_survivor_takes_over(
             assert spy.deliverers() == {leader_name}
             notice_ids = [notice_id for _, notice_id, *_ in spy.delivered]
             assert len(notice_ids) == len(set(notice_ids))  # each notice delivered once
-            assert not follower.bot.outbox.active.is_set()
+            assert not leads(follower)
 
-            die(leader, admin)
+            die(leader)
             if h.running is leader:
                 h.running = None  # already dead; nothing for the harness to stop
-            # The issue's promise: another replica leads within one sweep interval.
-            wait_until(follower.bot.outbox.active.is_set, timeout=SWEEP_SECONDS)
+            # Another replica leads once the dead one's lease runs out (plus one tick).
+            wait_until(lambda: leads(follower), timeout=LEASE_SECONDS + TICK_SECONDS + 1)
 
             survivor_grant = grant(h, follower, "3s")
             revoked_by_deadline(h, survivor_grant)
