@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import sqlalchemy as sa
 import yaml
 
 from bot.database import open_store
@@ -125,11 +126,30 @@ class BotProcess:
         wait_until(self._ready, timeout=timeout, interval=0.05)
         return time.time()
 
+    @property
+    def pid(self) -> int:
+        assert self.process is not None, "not running"
+        return self.process.pid
+
+    def signal(self, signum: int) -> None:
+        """SIGSTOP freezes every thread (a paused VM); SIGCONT wakes them."""
+        assert self.process is not None, "not running"
+        self.process.send_signal(signum)
+
+    def terminate(self) -> None:
+        """SIGTERM: a clean stop (the lease is released)."""
+        if self.process is None:
+            return
+        self.process.terminate()
+        self.process.wait(timeout=15)
+        self.process = None
+
     def kill(self) -> None:
         """SIGKILL: no handler, no finally, no clean unlock; the kernel closes its sockets."""
         if self.process is None:
             return
         if self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)  # a stopped process dies only once woken
             self.process.send_signal(signal.SIGKILL)
         self.process.wait(timeout=10)
         self.process = None
@@ -165,7 +185,19 @@ class World:
     slack: SlackApiServer
     bot: BotProcess
     database_url: str
+    replicas: list[BotProcess]
     _store: Store | None = None
+
+    def leader(self) -> BotProcess | None:
+        """The replica whose pid holds the scheduler lease now (holder is host:pid:random)."""
+        with self.store.engine.connect() as connection:
+            row = connection.execute(
+                sa.text("SELECT holder, expires_epoch FROM leases WHERE name = 'scheduler'")
+            ).one()
+        if float(row[1]) < time.time():
+            return None
+        pid = int(str(row[0]).split(":")[1]) if row[0] else -1
+        return next((b for b in self.replicas if b.process and b.pid == pid), None)
 
     @property
     def store(self) -> Store:
@@ -182,9 +214,10 @@ class World:
         if self._store is not None:
             self._store.engine.dispose()
 
-    def request(self, text: str) -> AccessRequest:
+    def request(self, text: str, *, via: BotProcess | None = None) -> AccessRequest:
         before = {r.id for r in self.store.find()}
-        response = self.sender.command("/jitsudo", text, user=REQUESTER)
+        sender = (via or self.bot).sender(self.slack)
+        response = sender.command("/jitsudo", text, user=REQUESTER)
         assert response.status == 200, response.body
         return poll(lambda: next((r for r in self.store.find() if r.id not in before), None))
 
@@ -197,19 +230,33 @@ class World:
 
         return poll(find)
 
-    def approve(self, request: AccessRequest) -> None:
-        response = self.sender.block_action(
-            "approve",
-            request.id,
-            user=APPROVER,
-            channel=APPROVAL_CHANNEL,
-            message_ts=self.approval_ts(request.id),
+    def approve(self, request: AccessRequest, *, via: BotProcess | None = None) -> None:
+        response = (
+            (via or self.bot)
+            .sender(self.slack)
+            .block_action(
+                "approve",
+                request.id,
+                user=APPROVER,
+                channel=APPROVAL_CHANNEL,
+                message_ts=self.approval_ts(request.id),
+            )
         )
         assert response.status == 200, response.body
 
     def binding(self, request: AccessRequest) -> dict[str, Any] | None:
         name = f"jitsudo-{request.id.lower()}"
         return self.kube.get(RBAC, "rolebindings", name, namespace=request.namespace)
+
+    def channel_posts(self, request_id: str) -> list[dict[str, Any]]:
+        """Delivered new posts (not updates) to the approval channel about this request."""
+        return [
+            c.payload
+            for c in self.slack.calls_to("chat.postMessage")
+            if c.error is None
+            and c.payload.get("channel") == APPROVAL_CHANNEL
+            and request_id in str(c.payload)
+        ]
 
     def dms(self, request_id: str, phrase: str) -> list[dict[str, Any]]:
         """Delivered DMs to the requester about this request that contain `phrase`."""
@@ -237,18 +284,28 @@ def _child_env(slack: SlackApiServer) -> dict[str, str]:
 
 
 @contextmanager
-def world(tmp_path: Path, **policy: Any) -> Iterator[World]:
-    """Stand-ins up, a bot process configured (not started); everything torn down after."""
+def world(
+    tmp_path: Path, *, database_url: str | None = None, replicas: int = 1, **policy: Any
+) -> Iterator[World]:
+    """Stand-ins up, bot processes configured (not started); everything torn down after.
+
+    `replicas` processes share the database (give a PostgreSQL URL for more than
+    one) and the stand-ins; `w.bot` is the first.
+    """
     with ExitStack() as stack:
         kube, slack, kubeconfig = stand_ins(stack, tmp_path)
-        database_url = f"sqlite:///{tmp_path}/jitsudo.db"
+        database_url = database_url or f"sqlite:///{tmp_path}/jitsudo.db"
         document = settings_document(kubeconfig, database_url, **policy)
         document["scheduler"] = {
             "sweep_interval": f"{SWEEP_SECONDS:g}s",
             "leader_lease": f"{LEASE_SECONDS:g}s",
         }
-        bot = BotProcess(document=document, env=_child_env(slack), workdir=tmp_path)
-        stack.callback(bot.kill)
-        state = World(kube=kube, slack=slack, bot=bot, database_url=database_url)
+        bots = []
+        for index in range(replicas):
+            workdir = tmp_path / f"replica-{index}"
+            workdir.mkdir()
+            bots.append(BotProcess(document=document, env=_child_env(slack), workdir=workdir))
+            stack.callback(bots[-1].kill)
+        state = World(kube=kube, slack=slack, bot=bots[0], database_url=database_url, replicas=bots)
         stack.callback(state.close)
         yield state

@@ -22,7 +22,6 @@ from bot.store import OutboxNotice, Store, Transition
 from tests.harness import APPROVER, REQUESTER, wait_until
 from tests.subprocess_bot import (
     LEASE_SECONDS,
-    SWEEP_SECONDS,
     TICK_SECONDS,
     World,
     request_when,
