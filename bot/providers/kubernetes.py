@@ -141,6 +141,7 @@ class KubernetesProvider:
         self.rbac = client.RbacAuthorizationV1Api(api_client)
         self.core = client.CoreV1Api(api_client)
         self.managed_label = managed_label
+        self.timeout = TIMEOUT
 
     # --- grant --------------------------------------------------------------
 
@@ -159,13 +160,13 @@ class KubernetesProvider:
         with _calling(
             "read the role", absent=f"ClusterRole `{grant.role}` does not exist in the cluster."
         ):
-            self.rbac.read_cluster_role(grant.role, _request_timeout=TIMEOUT)
+            self.rbac.read_cluster_role(grant.role, _request_timeout=self.timeout)
         if namespace is not None:
             with _calling(
                 "read the namespace",
                 absent=f"Namespace `{namespace}` does not exist in the cluster.",
             ):
-                self.core.read_namespace(namespace, _request_timeout=TIMEOUT)
+                self.core.read_namespace(namespace, _request_timeout=self.timeout)
         with _calling(f"bind {grant.role} ({grant.target.describe()})"):
             self._create(grant, dry_run="All")
 
@@ -187,10 +188,10 @@ class KubernetesProvider:
         name = binding_name(request_id)
         with _calling("extend the binding", absent=f"binding {name} does not exist"):
             if target.namespace is None:
-                self.rbac.patch_cluster_role_binding(name, patch, _request_timeout=TIMEOUT)
+                self.rbac.patch_cluster_role_binding(name, patch, _request_timeout=self.timeout)
             else:
                 self.rbac.patch_namespaced_role_binding(
-                    name, target.namespace, patch, _request_timeout=TIMEOUT
+                    name, target.namespace, patch, _request_timeout=self.timeout
                 )
 
     # --- revoke -------------------------------------------------------------
@@ -223,7 +224,7 @@ class KubernetesProvider:
 
     def describe_role(self, role: str) -> list[RoleRule]:
         with _calling(f"read ClusterRole {role}"):
-            found = self.rbac.read_cluster_role(role, _request_timeout=TIMEOUT)
+            found = self.rbac.read_cluster_role(role, _request_timeout=self.timeout)
         return [
             RoleRule(
                 api_groups=tuple(rule.api_groups or ()),
@@ -239,7 +240,7 @@ class KubernetesProvider:
         """Raise ProviderError unless the API server answers (readiness)."""
         with _calling("list bindings"):
             self.rbac.list_cluster_role_binding(
-                limit=1, label_selector=self._selector(), _request_timeout=TIMEOUT
+                limit=1, label_selector=self._selector(), _request_timeout=self.timeout
             )
 
     # --- helpers ------------------------------------------------------------
@@ -267,17 +268,17 @@ class KubernetesProvider:
         parts = self._parts(grant)
         if grant.target.namespace is None:
             body = client.V1ClusterRoleBinding(**parts)
-            self.rbac.create_cluster_role_binding(body, dry_run=dry_run, _request_timeout=TIMEOUT)
+            self.rbac.create_cluster_role_binding(body, dry_run=dry_run, _request_timeout=self.timeout)
         else:
             namespaced = client.V1RoleBinding(**parts)
             self.rbac.create_namespaced_role_binding(
-                grant.target.namespace, namespaced, dry_run=dry_run, _request_timeout=TIMEOUT
+                grant.target.namespace, namespaced, dry_run=dry_run, _request_timeout=self.timeout
             )
 
     def _read(self, name: str, namespace: str | None) -> Any:
         if namespace is None:
-            return self.rbac.read_cluster_role_binding(name, _request_timeout=TIMEOUT)
-        return self.rbac.read_namespaced_role_binding(name, namespace, _request_timeout=TIMEOUT)
+            return self.rbac.read_cluster_role_binding(name, _request_timeout=self.timeout)
+        return self.rbac.read_namespaced_role_binding(name, namespace, _request_timeout=self.timeout)
 
     def _delete(self, name: str, namespace: str | None) -> None:
         """Delete, then confirm with a GET that it is gone: only NotFound means gone.
@@ -289,10 +290,10 @@ class KubernetesProvider:
         with _calling(f"delete binding {name}"):
             try:
                 if namespace is None:
-                    self.rbac.delete_cluster_role_binding(name, _request_timeout=TIMEOUT)
+                    self.rbac.delete_cluster_role_binding(name, _request_timeout=self.timeout)
                 else:
                     self.rbac.delete_namespaced_role_binding(
-                        name, namespace, _request_timeout=TIMEOUT
+                        name, namespace, _request_timeout=self.timeout
                     )
             except ApiException as error:
                 if not _is_not_found(error):
@@ -319,10 +320,10 @@ class KubernetesProvider:
     def _patch(self, name: str, namespace: str | None, patch: dict[str, Any]) -> None:
         try:
             if namespace is None:
-                self.rbac.patch_cluster_role_binding(name, patch, _request_timeout=TIMEOUT)
+                self.rbac.patch_cluster_role_binding(name, patch, _request_timeout=self.timeout)
             else:
                 self.rbac.patch_namespaced_role_binding(
-                    name, namespace, patch, _request_timeout=TIMEOUT
+                    name, namespace, patch, _request_timeout=self.timeout
                 )
         except ApiException as error:
             if not _is_not_found(error):
@@ -345,7 +346,7 @@ class KubernetesProvider:
                     label_selector=self._selector(),
                     limit=PAGE_SIZE,
                     _continue=token,
-                    _request_timeout=TIMEOUT,
+                    _request_timeout=self.timeout,
                 )
             for item in page.items or []:
                 yield self._managed(item)
