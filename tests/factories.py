@@ -42,6 +42,8 @@ def fake_service(store: Store, provider: AccessProvider, clock: Clock) -> Access
         max_reason_length=100,
         request_ttl=timedelta(hours=1),
         expiry_warning=timedelta(minutes=5),
+        max_pending_per_user=5,
+        commands_per_minute=20,
     )
     return AccessService(
         store=store,

@@ -204,3 +204,50 @@ def test_a_permanent_refusal_fails_at_once(service: AccessService, provider: Fak
     with pytest.raises(GrantFailed):
         service.approve(request.id, approver="UAPPROVER")
     assert state(service, request.id) is State.FAILED
+
+
+# --- 12: flooding ---------------------------------------------------------------
+
+
+def test_pending_requests_per_user_are_limited_even_in_a_burst(service: AccessService) -> None:
+    """Twenty submissions at once from one member: exactly max_pending_per_user are stored."""
+    import threading
+
+    from bot.errors import NotAllowed
+
+    limit = service.policy.max_pending_per_user
+    outcomes: list[str] = []
+
+    def submit() -> None:
+        try:
+            service.submit(Draft("UFLOOD", "f", "view", "production", None, "flood"))
+            outcomes.append("stored")
+        except NotAllowed as refusal:
+            outcomes.append(str(refusal))
+
+    threads = [threading.Thread(target=submit) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert outcomes.count("stored") == limit
+    assert all("waiting for review" in o for o in outcomes if o != "stored")
+    assert len(service.store.find(requester="UFLOOD")) == limit
+    # Someone else is not affected, and a decision frees a slot.
+    service.submit(Draft("UOTHER", "o", "view", "production", None, "x"))
+    first = service.store.find(requester="UFLOOD")[0]
+    service.cancel(first.id, actor="UFLOOD")
+    service.submit(Draft("UFLOOD", "f", "view", "production", None, "again"))
+
+
+def test_commands_per_user_per_minute_are_limited() -> None:
+    from bot.ratelimit import RateLimiter
+
+    now = [0.0]
+    limiter = RateLimiter(per_minute=3, monotonic=lambda: now[0])
+    assert [limiter.allow("U1") for _ in range(4)] == [True, True, True, False]
+    assert limiter.allow("U2")  # per user
+    now[0] += 30
+    assert not limiter.allow("U1")  # still within the minute of the first three
+    now[0] += 30.1
+    assert limiter.allow("U1")
