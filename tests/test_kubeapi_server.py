@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
+import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import ReadTimeoutError
 
 import tests.kubeapi.api as api_module
 from tests.kubeapi import ApiError, KubeApiServer, RecordedRequest
@@ -1152,3 +1156,249 @@ def test_direct_api_and_authorizer(api: KubeApiServer) -> None:
     api.apply_manifest(MANIFEST)
     api.apply_manifest(MANIFEST)  # idempotent
     assert api.can(BOT, "create", "rolebindings", namespace="production")
+
+
+# ---- finalizers and deletion ----
+
+
+def _terminating(api: KubeApiServer, name: str, *finalizers: str) -> dict[str, Any]:
+    """A RoleBinding in production, held by ``finalizers`` and then deleted."""
+    api.create(rb_dict(name))
+    for finalizer in finalizers:
+        api.add_finalizer(RBAC_V1, "rolebindings", name, "production", finalizer)
+    code, body, _ = raw(api, "DELETE", f"{RB_PATH}/{name}")
+    assert code == 200
+    return body
+
+
+def test_delete_of_an_object_with_finalizers_marks_it_and_answers_the_object(
+    api: KubeApiServer, rbac: client.RbacAuthorizationV1Api
+) -> None:
+    api.create(rb_dict("held"))
+    before = api.add_finalizer(RBAC_V1, "rolebindings", "held", "production", "example.com/a")
+    assert before["metadata"]["finalizers"] == ["example.com/a"]
+    dry = raw(api, "DELETE", f"{RB_PATH}/held?dryRun=All")[1]
+    assert dry["metadata"]["deletionTimestamp"]
+    assert api.get(RBAC_V1, "rolebindings", "held", "production") == before
+
+    start = datetime.now(UTC).replace(microsecond=0)
+    code, body, _ = raw(api, "DELETE", f"{RB_PATH}/held")
+    assert code == 200 and (body["kind"], body["apiVersion"]) == ("RoleBinding", RBAC_V1)
+    meta = body["metadata"]
+    stamp = meta["deletionTimestamp"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", stamp)
+    assert start <= datetime.fromisoformat(stamp) <= datetime.now(UTC)
+    assert meta["deletionGracePeriodSeconds"] == 0
+    assert meta["finalizers"] == ["example.com/a"]
+    assert int(meta["resourceVersion"]) > int(before["metadata"]["resourceVersion"])
+    assert body == api.get(RBAC_V1, "rolebindings", "held", "production")
+
+    # still there for GET and LIST; a second DELETE changes nothing and answers the same
+    read = rbac.read_namespaced_role_binding("held", "production")
+    assert read.metadata.deletion_timestamp and read.metadata.uid == meta["uid"]
+    listed = rbac.list_namespaced_role_binding("production").items
+    assert [b.metadata.name for b in listed] == ["held"]
+    assert raw(api, "DELETE", f"{RB_PATH}/held")[:2] == (200, body)
+    # The python client hands a DELETE's answer back as a plain dict: its kind tells a
+    # caller "gone" (Status) from "held by a finalizer" (the object).
+    assert rbac.delete_namespaced_role_binding("held", "production")["kind"] == "RoleBinding"
+    api.create(rb_dict("free"))
+    assert rbac.delete_namespaced_role_binding("free", "production")["kind"] == "Status"
+
+
+def test_removing_the_last_finalizer_removes_the_terminating_object(
+    api: KubeApiServer, rbac: client.RbacAuthorizationV1Api
+) -> None:
+    _terminating(api, "b", "example.com/a", "example.com/b")
+    ops = [{"op": "remove", "path": "/metadata/finalizers/0"}]
+    one_left = rbac.patch_namespaced_role_binding("b", "production", ops)
+    assert one_left.metadata.finalizers == ["example.com/b"]
+    assert api.get(RBAC_V1, "rolebindings", "b", "production") is not None
+
+    last = rbac.read_namespaced_role_binding("b", "production")
+    last.metadata.finalizers = []
+    answer = rbac.replace_namespaced_role_binding("b", "production", last)
+    # the answer is the object as the update left it, at the revision it was last stored
+    assert answer.metadata.finalizers is None and answer.metadata.deletion_timestamp
+    assert answer.metadata.resource_version == one_left.metadata.resource_version
+    assert api.get(RBAC_V1, "rolebindings", "b", "production") is None
+    assert failure(rbac.read_namespaced_role_binding, "b", "production")[0] == 404
+
+    # and by a strategic merge patch of null, as `kubectl patch` does it
+    _terminating(api, "c", "example.com/a")
+    patch = {"metadata": {"finalizers": None}}
+    assert rbac.patch_namespaced_role_binding("c", "production", patch).metadata.name == "c"
+    assert api.get(RBAC_V1, "rolebindings", "c", "production") is None
+    # emptying the finalizers of an object not being deleted is an ordinary update
+    api.create(rb_dict("d"))
+    api.add_finalizer(RBAC_V1, "rolebindings", "d", "production", "example.com/a")
+    assert rbac.patch_namespaced_role_binding("d", "production", patch)
+    assert api.get(RBAC_V1, "rolebindings", "d", "production") is not None
+
+
+def test_a_terminating_object_takes_no_new_finalizers_but_other_updates(
+    api: KubeApiServer, rbac: client.RbacAuthorizationV1Api
+) -> None:
+    held = _terminating(api, "b", "example.com/a")
+    ops = [{"op": "add", "path": "/metadata/finalizers/-", "value": "example.com/new"}]
+    code, body = failure(rbac.patch_namespaced_role_binding, "b", "production", ops)
+    assert (code, body["reason"]) == (422, "Invalid")
+    assert body["message"] == (
+        'RoleBinding.rbac.authorization.k8s.io "b" is invalid: metadata.finalizers: Forbidden: '
+        "no new finalizers can be added if the object is being deleted, found new finalizers "
+        '[]string{"example.com/new"}'
+    )
+    assert body["details"]["causes"] == [
+        {
+            "reason": "FieldValueForbidden",
+            "message": "Forbidden: no new finalizers can be added if the object is being "
+            'deleted, found new finalizers []string{"example.com/new"}',
+            "field": "metadata.finalizers",
+        }
+    ]
+    with pytest.raises(ApiError) as info:
+        api.add_finalizer(RBAC_V1, "rolebindings", "b", "production", "example.com/other")
+    assert info.value.code == 422
+
+    labelled = rbac.patch_namespaced_role_binding(
+        "b", "production", {"metadata": {"labels": {"x": "1"}}}
+    )
+    assert labelled.metadata.labels == {"x": "1"}
+    # an update can neither clear nor move the deletion timestamp
+    body = {**rb_dict("b"), "metadata": {"name": "b", "finalizers": ["example.com/a"]}}
+    code, replaced, _ = raw(api, "PUT", f"{RB_PATH}/b", body)
+    assert code == 200
+    assert replaced["metadata"]["deletionTimestamp"] == held["metadata"]["deletionTimestamp"]
+    assert replaced["metadata"]["deletionGracePeriodSeconds"] == 0
+
+
+def test_deletion_timestamp_is_the_servers_to_set(
+    api: KubeApiServer, rbac: client.RbacAuthorizationV1Api
+) -> None:
+    stamp = "2026-01-01T00:00:00Z"
+    body = rb_dict("b")
+    body["metadata"].update(deletionTimestamp=stamp, deletionGracePeriodSeconds=5)
+    created = raw(api, "POST", RB_PATH, body)[1]
+    assert "deletionTimestamp" not in created["metadata"]
+    assert "deletionGracePeriodSeconds" not in created["metadata"]
+    patch = {"metadata": {"deletionTimestamp": stamp}}
+    code, body = failure(rbac.patch_namespaced_role_binding, "b", "production", patch)
+    assert code == 422
+    assert [c["field"] for c in body["details"]["causes"]] == ["metadata.deletionTimestamp"]
+    assert "Invalid value: 2026-01-01 00:00:00 +0000 UTC: field is immutable" in body["message"]
+    bad = [{"op": "add", "path": "/metadata/finalizers", "value": ["a/b/c"]}]
+    code, body = failure(rbac.patch_namespaced_role_binding, "b", "production", bad)
+    assert code == 422 and body["details"]["causes"][0]["field"] == "metadata.finalizers"
+
+
+def test_a_terminating_binding_still_grants_until_it_is_gone(
+    api: KubeApiServer, tmp_path: Path
+) -> None:
+    api.create(rb_dict("alice-view"))
+    api.create(
+        {
+            "apiVersion": RBAC_V1,
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": "alice-cluster"},
+            "roleRef": {"apiGroup": RBAC, "kind": "ClusterRole", "name": "view"},
+            "subjects": [{"apiGroup": RBAC, "kind": "User", "name": "alice"}],
+        }
+    )
+    api.add_finalizer(RBAC_V1, "rolebindings", "alice-view", "production")
+    api.add_finalizer(RBAC_V1, "clusterrolebindings", "alice-cluster")
+    core = client.CoreV1Api(user_client(api, tmp_path, "alice"))
+    assert api.delete(RBAC_V1, "rolebindings", "alice-view", "production") is True
+    assert api.delete(RBAC_V1, "clusterrolebindings", "alice-cluster") is True
+    assert api.get(RBAC_V1, "clusterrolebindings", "alice-cluster")["metadata"]["deletionTimestamp"]
+
+    assert core.list_namespaced_service_account("production").items  # the RoleBinding
+    assert core.list_namespaced_service_account("default").items  # the ClusterRoleBinding
+    api.remove_finalizer(RBAC_V1, "clusterrolebindings", "alice-cluster")
+    assert api.get(RBAC_V1, "clusterrolebindings", "alice-cluster") is None
+    assert failure(core.list_namespaced_service_account, "default")[0] == 403
+    assert core.list_namespaced_service_account("production").items
+    gone = api.remove_finalizer(RBAC_V1, "rolebindings", "alice-view", "production")
+    assert gone["metadata"]["name"] == "alice-view" and "finalizers" not in gone["metadata"]
+    assert failure(core.list_namespaced_service_account, "production")[0] == 403
+    assert api.delete(RBAC_V1, "rolebindings", "alice-view", "production") is False
+
+
+# ---- slow answers ----
+
+
+def no_retries(api: KubeApiServer, path: Path) -> client.RbacAuthorizationV1Api:
+    """A client whose urllib3 does not re-send after a read timeout."""
+    admin = connect(api, path)
+    admin.configuration.retries = False
+    admin.rest_client = client.rest.RESTClientObject(admin.configuration)
+    return client.RbacAuthorizationV1Api(admin)
+
+
+def test_a_delayed_create_times_out_yet_happened_and_blocks_nobody(
+    api: KubeApiServer, rbac: client.RbacAuthorizationV1Api
+) -> None:
+    api.delay_next("POST", "rolebindings", seconds=30)
+    with pytest.raises(ReadTimeoutError):
+        rbac.create_namespaced_role_binding(
+            "production", binding("slow"), _request_timeout=(3, 0.5)
+        )
+    # the server is still asleep on that request, and answers everything else meanwhile
+    read = rbac.read_namespaced_role_binding("slow", "production", _request_timeout=(3, 5))
+    assert read.subjects[0].name == "alice"
+    assert rbac.create_namespaced_role_binding(
+        "production", binding("fast"), _request_timeout=(3, 5)
+    )
+
+
+def test_a_delay_before_the_work_lands_the_write_after_the_timeout(
+    api: KubeApiServer, rbac: client.RbacAuthorizationV1Api
+) -> None:
+    api.delay_next("POST", "rolebindings", seconds=1.5, after=False)
+    with pytest.raises(ReadTimeoutError):
+        rbac.create_namespaced_role_binding(
+            "production", binding("late"), _request_timeout=(3, 0.5)
+        )
+    assert api.get(RBAC_V1, "rolebindings", "late", "production") is None
+    deadline = time.monotonic() + 10
+    while api.get(RBAC_V1, "rolebindings", "late", "production") is None:
+        assert time.monotonic() < deadline, "the delayed create never landed"
+        time.sleep(0.05)
+
+
+def test_a_standing_delay_slows_only_matching_requests_until_cleared(
+    api: KubeApiServer, rbac: client.RbacAuthorizationV1Api, tmp_path: Path
+) -> None:
+    api.add_namespace("staging")
+    for ns in ("production", "staging"):
+        rbac.create_namespaced_role_binding(ns, binding("b"))
+    strict = no_retries(api, tmp_path / "strict")
+    api.delay_next("GET", "rolebindings", seconds=30, times=1000, namespace="production")
+    for _ in range(3):
+        with pytest.raises(ReadTimeoutError):
+            strict.read_namespaced_role_binding("b", "production", _request_timeout=(3, 0.3))
+    quick = {"_request_timeout": (3, 5)}
+    assert strict.read_namespaced_role_binding("b", "staging", **quick)
+    assert strict.patch_namespaced_role_binding("b", "production", {}, **quick)
+    assert strict.read_cluster_role_binding("cluster-admin", **quick)
+    api.clear_faults()
+    assert strict.read_namespaced_role_binding("b", "production", **quick)
+
+
+def test_delay_and_fault_by_name_and_a_timed_out_delete_is_resent(
+    api: KubeApiServer, rbac: client.RbacAuthorizationV1Api
+) -> None:
+    """urllib3 re-sends a DELETE (idempotent to it) after a read timeout, so a caller
+    whose first DELETE worked sees the 404 of the retry."""
+    for name in ("a", "b"):
+        rbac.create_namespaced_role_binding("production", binding(name))
+    api.delay_next("DELETE", "rolebindings", seconds=30, name="b")
+    api.requests.clear()
+    rbac.delete_namespaced_role_binding("a", "production", _request_timeout=(3, 5))
+    code, body = failure(
+        rbac.delete_namespaced_role_binding, "b", "production", _request_timeout=(3, 0.5)
+    )
+    assert (code, body["reason"]) == (404, "NotFound")
+    assert [r.method for r in api.requests] == ["DELETE", "DELETE", "DELETE"]
+    api.fail_next("GET", "rolebindings", status=503, times=5)
+    api.clear_faults()
+    assert failure(rbac.read_namespaced_role_binding, "b", "production")[0] == 404

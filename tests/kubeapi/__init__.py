@@ -14,13 +14,20 @@ bearer token, authorization is RBAC from the stored objects, with upstream's
 escalation prevention. Module map: ``store`` (objects, revisions, paging),
 ``selectors``, ``validation``, ``decode``, ``patch``, ``rbac`` (authorizer and
 escalation), ``admission`` (defaulting, namespace lifecycle, escalation hooks),
-``crud`` (the verbs), ``reviews`` (SAR, discovery), ``api`` (one request through
-the chain), ``server`` (sockets and the public ``KubeApiServer``).
+``deletion`` (finalizers), ``crud`` (the verbs), ``reviews`` (SAR, discovery),
+``faults`` (injected errors and delays), ``api`` (one request through the
+chain), ``server`` (sockets and the public ``KubeApiServer``).
+
+Finalizers work as upstream (``deletion``): a DELETE only marks an object that
+has some, and removing the last one removes it. ``fail_next`` and
+``delay_next`` (``faults``) inject errors and slow answers.
 
 Not implemented: watch (405), deletecollection (405), server-side apply (415),
-subresources (404), managedFields, generation, finalizers/graceful deletion
-(deletes are immediate), aggregated ClusterRoles, and ``$patch`` directives in
-strategic merge patches.
+subresources (404), managedFields, generation, graceful deletion periods and
+the garbage collector (``propagationPolicy`` adds no finalizers), namespaces
+that linger while ``Terminating`` (their deletion is immediate), aggregated
+ClusterRoles, and ``$patch`` directives and list merging in strategic merge
+patches (``metadata.finalizers`` is replaced, not merged).
 """
 
 from .api import RecordedRequest

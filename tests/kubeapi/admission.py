@@ -67,6 +67,9 @@ def _micro_time(value: str) -> str:
 
 
 def prepare_for_create(resource: Resource, obj: JSON) -> None:
+    """``rest.BeforeCreate``: a new object is never already being deleted."""
+    obj["metadata"].pop("deletionTimestamp", None)
+    obj["metadata"].pop("deletionGracePeriodSeconds", None)
     if resource is NAMESPACES:
         obj["status"] = {"phase": "Active"}
         obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
@@ -78,6 +81,11 @@ def prepare_for_update(resource: Resource, obj: JSON, old: JSON) -> None:
     if not meta.get("uid"):
         meta["uid"] = old_meta["uid"]
     meta["creationTimestamp"] = old_meta["creationTimestamp"]
+    # "an update can never remove/change a deletion timestamp" (nor drop the grace period)
+    if "deletionTimestamp" in old_meta:
+        meta["deletionTimestamp"] = old_meta["deletionTimestamp"]
+    if "deletionGracePeriodSeconds" in old_meta:
+        meta.setdefault("deletionGracePeriodSeconds", old_meta["deletionGracePeriodSeconds"])
     if resource is NAMESPACES:
         obj["status"] = old.get("status", {})
         obj["spec"] = old.get("spec", {})

@@ -1,8 +1,8 @@
 """One HTTP request through the server, in the real filter-chain order.
 
-authentication (401) -> record -> authorization (403) -> injected fault ->
-routing (404/405) -> the verb. Kept apart from ``server.py`` so the request
-logic has no socket code in it.
+authentication (401) -> record -> authorization (403) -> injected delay ->
+injected fault -> routing (404/405) -> the verb -> injected delay (``after``).
+Kept apart from ``server.py`` so the request logic has no socket code in it.
 """
 
 from __future__ import annotations
@@ -19,17 +19,15 @@ from .errors import (
     JSON,
     ApiError,
     bad_request,
-    conflict,
-    for_code,
     forbidden,
     internal,
     invalid,
     method_not_allowed,
-    not_found,
     not_supported,
     path_not_found,
     unauthorized,
 )
+from .faults import Delay, Faults
 from .patch import check_patch_type
 from .rbac import Attributes, Authorizer, UserInfo
 from .requestinfo import RequestInfo, forbidden_reason, parse_request_info
@@ -38,11 +36,6 @@ from .reviews import discovery, review
 from .selectors import exact_name, parse_field_selector
 from .store import Store
 
-_DEFAULT_FAULT_MESSAGES = {
-    429: "Too many requests, please try again later.",
-    503: "The server is currently unable to handle the request",
-    504: "Timeout: request did not complete within the allotted timeout",
-}
 _OPTIONS_KIND = {"POST": "CreateOptions", "PUT": "UpdateOptions", "PATCH": "PatchOptions"}
 
 
@@ -53,27 +46,6 @@ class RecordedRequest(NamedTuple):
     path: str
     query: dict[str, str]
     user: str | None
-
-
-@dataclass
-class Fault:
-    method: str | None
-    resource: str | None
-    status: int
-    remaining: int
-    name: str | None = None
-    namespace: str | None = None
-    message: str | None = None
-    retry_after: int | None = None
-
-    def matches(self, method: str, info: RequestInfo) -> bool:
-        return (
-            self.remaining > 0
-            and (self.method is None or self.method.upper() == method)
-            and (self.resource is None or self.resource == info.resource)
-            and (self.name is None or self.name == info.name)
-            and (self.namespace is None or self.namespace == info.namespace)
-        )
 
 
 @dataclass
@@ -92,7 +64,7 @@ class Api:
         self.crud = Crud(self.store, self.authorizer)
         self.tokens: dict[str, UserInfo] = {}
         self.requests: list[RecordedRequest] = []
-        self.faults: list[Fault] = []
+        self.faults = Faults()
         self._lock = threading.Lock()
         self.host = ""
 
@@ -106,17 +78,26 @@ class Api:
         with self._lock:
             flat = {k: v[-1] for k, v in query.items()}
             self.requests.append(RecordedRequest(method, path, flat, user.name if user else None))
+        delay: Delay | None = None
         try:
             if user is None:
                 raise unauthorized()
             info = parse_request_info(method, path, query)
             self._authorize(user, info, flat)
-            self._inject_fault(method, info)
-            return self._route(method, info, query, headers, body, user)
+            delay = self.faults.take_delay(method, info)
+            if delay is not None and not delay.after:
+                self.faults.sleep(delay.seconds)
+            fault = self.faults.take_fault(method, info)
+            if fault is not None:
+                raise fault.error(info)
+            response = self._route(method, info, query, headers, body, user)
         except ApiError as exc:
-            return Response(exc.code, exc.status_body, list(exc.headers.items()))
+            response = Response(exc.code, exc.status_body, list(exc.headers.items()))
         except Exception as exc:  # a stand-in bug: answer 500 rather than drop the connection
-            return Response(500, internal(f"{type(exc).__name__}: {exc}").status_body)
+            response = Response(500, internal(f"{type(exc).__name__}: {exc}").status_body)
+        if delay is not None and delay.after:  # done (or failed) for real; the answer is late
+            self.faults.sleep(delay.seconds)
+        return response
 
     def _authorize(self, user: UserInfo, info: RequestInfo, query: dict[str, str]) -> None:
         name = info.name
@@ -142,30 +123,6 @@ class Api:
             if info.resource_request:
                 raise forbidden(info.resource, info.group, info.name, why)
             raise forbidden("", "", "", why)
-
-    def _inject_fault(self, method: str, info: RequestInfo) -> None:
-        with self._lock:
-            fault = next((f for f in self.faults if f.matches(method, info)), None)
-            if fault is None:
-                return
-            fault.remaining -= 1
-        group, resource, name = info.group, info.resource, info.name
-        if fault.status == 500:
-            err = internal(fault.message or "injected fault")
-        elif fault.status == 404 and not fault.message:
-            err = not_found(resource, group, name)
-        elif fault.status == 409 and not fault.message:
-            err = conflict(resource, group, name)
-        else:
-            message = fault.message or _DEFAULT_FAULT_MESSAGES.get(
-                fault.status, f"injected fault ({fault.status})"
-            )
-            err = for_code(fault.status, message, resource, group, name)
-        if fault.retry_after is not None:
-            err.headers["Retry-After"] = str(fault.retry_after)
-            assert err.details is not None
-            err.details["retryAfterSeconds"] = fault.retry_after
-        raise err
 
     def _route(
         self,

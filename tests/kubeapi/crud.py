@@ -3,7 +3,8 @@
 Each write runs in upstream's order -- decode (400), namespace check (404),
 escalation check (403), preconditions (409), validation (422), storage (409)
 -- under the store lock, so a call is atomic. ``user=None`` is the direct test
-API: no escalation check, but the same defaulting and validation.
+API: no escalation check, but the same defaulting and validation. Finalizers
+hold a deleted object back as upstream does (see ``deletion``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from .admission import (
     require_namespace,
 )
 from .decode import decode_object
+from .deletion import held_by_finalizers, mark_deleting, should_delete_during_update
 from .errors import (
     JSON,
     ApiError,
@@ -219,6 +221,10 @@ class Crud:
         errs = validate(resource, obj, old)
         if errs:
             raise invalid(resource.group, resource.kind, meta.get("name", ""), errs)
+        if should_delete_during_update(obj, old):  # the last finalizer is gone: so is the object
+            self.store.delete(resource, meta.get("namespace", ""), name, dry_run=dry_run)
+            meta["resourceVersion"] = old["metadata"]["resourceVersion"]
+            return typed(resource, obj)
         return typed(resource, self.store.replace(resource, obj, dry_run=dry_run))
 
     def delete(
@@ -230,7 +236,8 @@ class Crud:
         dry_run: bool = False,
         preconditions: JSON | None = None,
     ) -> JSON:
-        """DELETE; answers the ``Status`` success body the real server sends."""
+        """DELETE; answers the ``Status`` success body the real server sends, or -- while
+        finalizers hold the object -- the object marked as being deleted."""
         with self.store.lock:
             old = self.store.get(resource, namespace, name)
             if old is None:
@@ -242,6 +249,9 @@ class Crud:
                 want = (preconditions or {}).get(key)
                 if want and want != have[key]:
                     raise _precondition(resource, name, what, want, have[key])
+            if held_by_finalizers(old) and resource is not NAMESPACES:
+                marked = self.store.replace(resource, mark_deleting(old), dry_run=dry_run)
+                return typed(resource, marked)
             self.store.delete(resource, namespace, name, dry_run=dry_run)
             if resource is NAMESPACES and not dry_run:
                 self.store.delete_namespace_contents(name)

@@ -64,7 +64,9 @@ def decode_object(
     assert isinstance(obj, dict)
     obj.pop("apiVersion", None)
     obj.pop("kind", None)
-    obj.setdefault("metadata", {})
+    meta = obj.setdefault("metadata", {})
+    for key in [k for k, v in meta.items() if v in ([], {})]:
+        del meta[key]  # every ObjectMeta field is omitempty: [] and {} are never stored
     return obj, warnings
 
 

@@ -2,8 +2,9 @@
 
 The HTTP side is a ``ThreadingHTTPServer`` in a daemon thread speaking
 HTTP/1.1 keep-alive (the python client pools connections). The direct methods
-(``create``, ``get``, ``delete``...) act on the same store without
-authorization, for arranging a scene and asserting on it.
+(``create``, ``get``, ``delete``, ``add_finalizer``...) act on the same store
+without authorization, for arranging a scene and asserting on it; ``fail_next``
+and ``delay_next`` inject errors and slowness into the HTTP side.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ import builtins
 import json
 import secrets
 import socket
+import sys
 import threading
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
@@ -22,8 +24,9 @@ from typing import Any
 
 import yaml
 
-from .api import Api, Fault, RecordedRequest
-from .errors import JSON, ApiError
+from .api import Api, RecordedRequest
+from .errors import JSON, ApiError, not_found
+from .faults import Delay, Fault
 from .rbac import Attributes, UserInfo
 from .resources import CLUSTER_ROLES, NAMESPACES, RBAC, ROLES, Resource, by_api_version, by_kind
 from .seed import bootstrap_objects
@@ -33,6 +36,12 @@ from .selectors import matches_labels, parse_label_selector
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     api: Api
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Stay quiet when the client hung up first: with delays a read timeout is the point."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -95,6 +104,7 @@ class KubeApiServer:
 
     def start(self) -> KubeApiServer:
         if self._httpd is None:
+            self._api.faults.rearm()
             self._httpd = _Server(("127.0.0.1", 0), _Handler)
             self._httpd.api = self._api
             self._api.host = f"127.0.0.1:{self._httpd.server_address[1]}"
@@ -105,7 +115,9 @@ class KubeApiServer:
         return self
 
     def stop(self) -> None:
+        """Stop serving; requests asleep in a delay are cut short so nothing lingers."""
         if self._httpd is not None:
+            self._api.faults.wake_sleepers()
             self._httpd.shutdown()
             self._httpd.server_close()
             if self._thread is not None:
@@ -219,7 +231,11 @@ class KubeApiServer:
     def delete(
         self, api_version: str, resource: str, name: str, namespace: str | None = None
     ) -> bool:
-        """Delete out of band; False if there was nothing to delete."""
+        """Delete out of band, as a DELETE would; False if there was nothing to delete.
+
+        An object with finalizers is only marked as being deleted (True all the
+        same); ``remove_finalizer`` of the last one then removes it.
+        """
         res = by_api_version(api_version, resource)
         try:
             self._api.crud.delete(res, namespace or "", name)
@@ -228,6 +244,60 @@ class KubeApiServer:
                 return False
             raise
         return True
+
+    def add_finalizer(
+        self,
+        api_version: str,
+        resource: str,
+        name: str,
+        namespace: str | None = None,
+        finalizer: str = "kubeapi.test/hold",
+    ) -> JSON:
+        """Add ``finalizer`` to an object (no-op if present): a DELETE will then only mark it.
+
+        Validated as any update: a finalizer is refused (422) on an object
+        already being deleted, as upstream refuses it.
+        """
+        return self._edit_finalizers(
+            api_version, resource, name, namespace, lambda fs: [*fs, finalizer]
+        )
+
+    def remove_finalizer(
+        self,
+        api_version: str,
+        resource: str,
+        name: str,
+        namespace: str | None = None,
+        finalizer: str = "kubeapi.test/hold",
+    ) -> JSON:
+        """Do what a controller does when its cleanup is done: drop its finalizer.
+
+        Removing the last finalizer of an object being deleted removes the
+        object; the object is returned as it was last, like the real answer.
+        """
+        return self._edit_finalizers(
+            api_version, resource, name, namespace, lambda fs: [f for f in fs if f != finalizer]
+        )
+
+    def _edit_finalizers(
+        self,
+        api_version: str,
+        resource: str,
+        name: str,
+        namespace: str | None,
+        edit: Callable[[builtins.list[str]], builtins.list[str]],
+    ) -> JSON:
+        res = by_api_version(api_version, resource)
+        ns = (namespace or "") if res.namespaced else ""
+        with self._api.store.lock:
+            current = self._api.store.get(res, ns, name)
+            if current is None:
+                raise not_found(res.plural, res.group, name)
+            finalizers = current["metadata"].get("finalizers", [])
+            current["metadata"]["finalizers"] = list(dict.fromkeys(edit(finalizers)))
+            body = {"apiVersion": res.api_version, "kind": res.kind, **current}
+            updated, _, _ = self._api.crud.update(res, ns, name, body, user=None)
+        return updated
 
     def add_namespace(self, name: str, labels: dict[str, str] | None = None) -> JSON:
         existing = self.get("v1", "namespaces", name)
@@ -297,8 +367,57 @@ class KubeApiServer:
         bodies. With ``retry_after`` a Retry-After header is sent, and note that
         urllib3 under the python client then retries 413/429/503 on its own.
         """
-        fault = Fault(method, resource, status, times, name, namespace, message, retry_after)
-        self._api.faults.append(fault)
+        fault = Fault(
+            method=method,
+            resource=resource,
+            name=name,
+            namespace=namespace,
+            remaining=times,
+            status=status,
+            message=message,
+            retry_after=retry_after,
+        )
+        self._api.faults.add(fault)
+
+    def delay_next(
+        self,
+        method: str | None = None,
+        resource: str | None = None,
+        seconds: float = 1.0,
+        times: int = 1,
+        *,
+        name: str | None = None,
+        namespace: str | None = None,
+        after: bool = True,
+    ) -> None:
+        """Make the next ``times`` matching requests slow by ``seconds``.
+
+        Matches like ``fail_next``. With ``after`` (the default) the request is
+        carried out at once and the answer held back: a client whose read times
+        out has in fact created, changed or deleted the object -- the "timed out
+        but succeeded" case. Without it the server sleeps first and then does
+        the request, so the change lands after the client has given up. Either
+        way the sleep holds no lock: other requests are served meanwhile. A
+        large ``times`` makes every matching request slow until
+        ``clear_faults``. Beware that urllib3 under the python client re-sends
+        GET/PUT/DELETE on a read timeout (three retries by default), and each
+        retry is a request that may match again.
+        """
+        delay = Delay(
+            method=method,
+            resource=resource,
+            name=name,
+            namespace=namespace,
+            remaining=times,
+            seconds=seconds,
+            after=after,
+        )
+        self._api.faults.add(delay)
+
+    def clear_faults(self) -> None:
+        """Drop every pending ``fail_next`` and ``delay_next``; requests already asleep
+        finish their sleep (``stop`` cuts those short)."""
+        self._api.faults.clear()
 
     def compact(self) -> None:
         """Simulate etcd compaction: outstanding ``continue`` tokens now get 410 Expired."""

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
 
 from .errors import (
     JSON,
     FieldError,
     GoValue,
+    go_repr,
     invalid_value,
     not_supported,
     required,
@@ -148,15 +151,57 @@ def validate_meta(resource: Resource, meta: JSON) -> list[FieldError]:
                 "Invalid", "metadata.annotations", GoValue(""), "must have at most 262144 bytes"
             )
         )
+    return errs + validate_finalizers(meta.get("finalizers", []))
+
+
+def validate_finalizers(finalizers: list[str]) -> list[FieldError]:
+    """``ValidateFinalizers``: qualified names, and not both GC policies at once."""
+    errs = [
+        invalid_value("metadata.finalizers", f, m) for f in finalizers for m in qualified_name(f)
+    ]
+    if "orphan" in finalizers and "foregroundDeletion" in finalizers:
+        errs.append(
+            invalid_value(
+                "metadata.finalizers",
+                finalizers,
+                "finalizer orphan and foregroundDeletion cannot be both set",
+            )
+        )
     return errs
 
 
+def _go_pointer(value: Any) -> GoValue:
+    """How ``field.Error`` prints a ``*metav1.Time`` or ``*int64``: nil is "null"."""
+    if value is None:
+        return GoValue('"null"')
+    if isinstance(value, str):
+        try:
+            stamp = datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+        except ValueError:
+            return GoValue(go_repr(value))
+        return GoValue(stamp.strftime("%Y-%m-%d %H:%M:%S +0000 UTC"))
+    return GoValue(str(value))
+
+
 def validate_meta_update(new: JSON, old: JSON) -> list[FieldError]:
-    """``ValidateObjectMetaUpdate``: identity fields never change."""
+    """``ValidateObjectMetaUpdate``: identity and deletion fields never change, and an
+    object being deleted takes no new finalizers."""
     errs = []
+    if "deletionTimestamp" in old:
+        extra = sorted(set(new.get("finalizers", [])) - set(old.get("finalizers", [])))
+        if extra:
+            why = (
+                "no new finalizers can be added if the object is being deleted, "
+                f"found new finalizers {go_repr(extra)}"
+            )
+            errs.append(FieldError("Forbidden", "metadata.finalizers", None, why))
     for key in ("name", "namespace", "uid", "creationTimestamp"):
         if new.get(key, "") != old.get(key, ""):
             errs.append(invalid_value(f"metadata.{key}", new.get(key, ""), "field is immutable"))
+    for key in ("deletionTimestamp", "deletionGracePeriodSeconds"):
+        if new.get(key) != old.get(key):
+            value = _go_pointer(new.get(key))
+            errs.append(invalid_value(f"metadata.{key}", value, "field is immutable"))
     return errs
 
 
