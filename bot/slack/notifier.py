@@ -58,7 +58,8 @@ class SlackNotifier:
         self.clock = clock
         self.approval_channel = approval_channel
         self.request_ttl = request_ttl
-        self._role_rules = TtlCache()  # a failed read raises and is not cached
+        # a failed read raises and is not cached
+        self._role_rules: TtlCache[list[RoleRule]] = TtlCache()
 
     def deliver(self, notice: OutboxNotice) -> None:
         request = self.store.get(notice.request_id)
