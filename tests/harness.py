@@ -274,6 +274,7 @@ def running_bot(
     clock: Clock | None = None,
     timers: bool = False,
     scheduler: dict[str, Any] | None = None,
+    identity: dict[str, Any] | None = None,
     **policy: Any,
 ) -> Iterator[Harness]:
     with ExitStack() as stack:
@@ -283,6 +284,8 @@ def running_bot(
         )
         if scheduler:
             document["scheduler"] = scheduler
+        if identity:
+            document["identity"] = identity
         env = {
             "SLACK_BOT_TOKEN": BOT_TOKEN,
             "SLACK_SIGNING_SECRET": SIGNING_SECRET,

@@ -14,6 +14,7 @@ from slack_sdk import WebClient
 
 from bot.config import IdentitySettings, SlackSettings
 from bot.domain import InvalidInput
+from bot.errors import DirectoryUnavailable
 from bot.slack.people import People
 from tests.slackapi import SlackApiServer, SlackUser
 
@@ -131,3 +132,20 @@ def test_group_read_failure_is_not_cached_as_an_empty_group(
         c for c in slack.calls_to("usergroups.users.list") if c.payload["usergroup"] == "SGROUP"
     ]
     assert [c.error is None for c in reads] == [False, True]  # then cached for 60 s
+
+
+def test_kubernetes_user_of_an_approver(slack: SlackApiServer) -> None:
+    directory = people(slack, username_prefix="oidc:")
+    assert directory.kubernetes_user_of("U1") == "oidc:alice@example.com"
+    assert directory.kubernetes_user_of("U2") is None  # no readable email: no identity
+    assert people(slack, source="map").kubernetes_user_of("U1") is None
+
+
+def test_kubernetes_user_of_fails_closed_when_slack_errs_and_does_not_cache_it(
+    slack: SlackApiServer,
+) -> None:
+    directory = people(slack)
+    slack.fail("users.info", status=500)
+    with pytest.raises(DirectoryUnavailable, match="who you are"):
+        directory.kubernetes_user_of("U1")
+    assert directory.kubernetes_user_of("U1") == "alice@example.com"

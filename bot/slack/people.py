@@ -21,6 +21,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.config import IdentitySettings, SlackSettings
 from bot.domain import InvalidInput
+from bot.errors import DirectoryUnavailable
 from bot.slack.cache import TtlCache
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,21 @@ class People:
                 "your Kubernetes username. Ask an admin to add you to identity.map."
             )
         return self.identity.username_prefix + profile.email
+
+    def kubernetes_user_of(self, user_id: str) -> str | None:
+        """Like kubernetes_user, but None for someone without one (ApproverDirectory).
+
+        Raises DirectoryUnavailable if Slack could not be asked, so rules fail closed.
+        """
+        try:
+            return self.kubernetes_user(user_id)
+        except InvalidInput:
+            return None
+        except (SlackApiError, OSError) as error:
+            log.warning("cannot read the Slack profile of %s: %s", user_id, _reason(error))
+            raise DirectoryUnavailable(
+                f"Slack could not tell the bot who you are just now ({_reason(error)})."
+            ) from None
 
     def timezone(self, user_id: str) -> str | None:
         try:
