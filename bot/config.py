@@ -93,7 +93,8 @@ class IdentitySettings(_Section):
     def _one_person_per_username(
         cls, mapping: dict[str, str], info: ValidationInfo
     ) -> dict[str, str]:
-        """Two people on one username would share (and approve) each other's grants."""
+        """Two people on one username would share each other's grants; and the prefix
+        must not turn a mapped name into a reserved one (`sys` + `tem:masters`)."""
         prefix = info.data.get("username_prefix", "")
         owners: dict[str, str] = {}
         for slack_id, name in mapping.items():
