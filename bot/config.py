@@ -14,15 +14,18 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
 )
 
+from bot import identity
 from bot.domain import InvalidInput, parse_duration
 
 DEFAULT_CONFIG_PATH = "./jitsudo.yaml"
@@ -47,6 +50,16 @@ def _duration(value: Any) -> timedelta:
 Duration = Annotated[timedelta, BeforeValidator(_duration)]
 
 
+def _kubernetes_user(value: str) -> str:
+    problem = identity.username_problem(value)
+    if problem:
+        raise ValueError(f"the Kubernetes username {value!r} {problem}")
+    return value
+
+
+KubernetesUser = Annotated[str, AfterValidator(_kubernetes_user)]
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -61,9 +74,41 @@ class SlackSettings(_Section):
 
 
 class IdentitySettings(_Section):
+    """How a Slack user becomes a Kubernetes username; every mapped name is checked at start."""
+
     source: Literal["email", "slack_id", "map"] = "email"
     username_prefix: str = ""
-    map: dict[str, str] = {}
+    map: dict[str, KubernetesUser] = {}
+
+    @field_validator("username_prefix")
+    @classmethod
+    def _safe_prefix(cls, prefix: str) -> str:
+        problem = identity.prefix_problem(prefix)
+        if problem:
+            raise ValueError(f"the prefix {prefix!r} {problem}")
+        return prefix
+
+    @field_validator("map")
+    @classmethod
+    def _one_person_per_username(
+        cls, mapping: dict[str, str], info: ValidationInfo
+    ) -> dict[str, str]:
+        """Two people on one username would share each other's grants; and the prefix
+        must not turn a mapped name into a reserved one (`sys` + `tem:masters`)."""
+        prefix = info.data.get("username_prefix", "")
+        owners: dict[str, str] = {}
+        for slack_id, name in mapping.items():
+            if problem := identity.username_problem(prefix + name):
+                raise ValueError(
+                    f"identity.map.{slack_id}: with the prefix, {prefix + name!r} {problem}"
+                )
+            first = owners.setdefault(identity.comparable(name), slack_id)
+            if first != slack_id:
+                raise ValueError(
+                    f"identity.map.{slack_id} maps to {name!r}, the same Kubernetes user as "
+                    f"identity.map.{first}; each username may belong to one person only"
+                )
+        return mapping
 
 
 class KubernetesSettings(_Section):

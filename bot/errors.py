@@ -11,6 +11,7 @@ from bot.domain import AccessRequest, InvalidInput
 __all__ = [
     "AccessError",
     "Conflict",
+    "DirectoryUnavailable",
     "GrantDelayed",
     "GrantFailed",
     "InvalidInput",
@@ -30,6 +31,10 @@ class NotFound(AccessError):
 
 class NotAllowed(AccessError):
     """The actor may not do this (not an approver, own request, ...)."""
+
+
+class DirectoryUnavailable(AccessError):
+    """The directory (Slack) could not say who someone is right now; callers fail closed."""
 
 
 class Conflict(AccessError):

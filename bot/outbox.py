@@ -4,6 +4,10 @@ State changes write their notices in the same transaction (bot.store); this
 worker hands each to a deliver callback (the Slack notifier) and marks it done
 only when that succeeds. Slack being slow or down therefore never blocks a
 grant or a revocation, and a notice survives restarts until delivered.
+
+The callback says how a failure should be treated: `DeliveryDeferred` (try
+again later: rate limits, outages) or `DeliveryFailed` (it can never succeed:
+the message or the person is gone), which is logged once and marked done.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from bot.store import OutboxNotice, Store
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF_SECONDS = 300.0
-MAX_ATTEMPTS = 300  # about a day at the capped backoff; then logged at ERROR and dropped
+MAX_ATTEMPTS = 300  # about a day at the capped backoff; then logged at ERROR and given up
 
 
 class DeliveryDeferred(Exception):
@@ -27,6 +31,10 @@ class DeliveryDeferred(Exception):
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class DeliveryFailed(Exception):
+    """Delivery can never succeed (the message or the person is gone); do not retry."""
 
 
 class OutboxWorker:
@@ -93,24 +101,38 @@ class OutboxWorker:
         except DeliveryDeferred as error:
             self._postpone(notice, error)
             return 0
+        except DeliveryFailed as error:
+            self._give_up(notice, error, why="it cannot succeed")
+            return 0
         self.store.mark_delivered(notice.id, self.clock.now())
         return 1
+
+    def _give_up(self, notice: OutboxNotice, error: Exception, *, why: str) -> None:
+        """Logged at ERROR once; the row is done and keeps the error in last_error."""
+        assert notice.id is not None
+        log.error(
+            "giving up on the %s %s notice for %s (%s): %s",
+            notice.audience,
+            notice.kind,
+            notice.request_id,
+            why,
+            error,
+        )
+        self.store.give_up(notice.id, at=self.clock.now(), error=str(error))
 
     def _postpone(self, notice: OutboxNotice, error: DeliveryDeferred) -> None:
         assert notice.id is not None
         if notice.attempts + 1 >= self.max_attempts:
-            log.error(
-                "giving up on %s notice for %s after %d attempts: %s",
-                notice.kind,
-                notice.request_id,
-                notice.attempts + 1,
-                error,
-            )
-            self.store.mark_delivered(notice.id, self.clock.now())
+            self._give_up(notice, error, why=f"after {notice.attempts + 1} attempts")
             return
         delay = error.retry_after or min(2.0**notice.attempts, MAX_BACKOFF_SECONDS)
         log.warning(
-            "%s notice for %s deferred %.0fs: %s", notice.kind, notice.request_id, delay, error
+            "%s %s notice for %s deferred %.0fs: %s",
+            notice.audience,
+            notice.kind,
+            notice.request_id,
+            delay,
+            error,
         )
         self.store.postpone(
             notice.id, until=self.clock.now() + timedelta(seconds=delay), error=str(error)

@@ -9,9 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
+from bot import identity
 from bot.config import Settings
 from bot.domain import AccessRequest, InvalidInput, format_duration
-from bot.errors import NotAllowed
+from bot.errors import DirectoryUnavailable, NotAllowed
 from bot.ports import ApproverDirectory
 
 
@@ -88,11 +89,33 @@ class Policy:
 
 
 def check_can_decide(request: AccessRequest, actor: str, directory: ApproverDirectory) -> None:
-    """Only approvers decide, and never on their own request."""
+    """Only approvers decide, never on their own request nor on a grant to their own identity.
+
+    The identity check catches a request filed by someone else that would bind
+    the approver's Kubernetes user (a shared or mistaken identity.map entry).
+    """
     if actor == request.requester:
         raise NotAllowed("You cannot approve or deny your own request; another approver must.")
     if not directory.is_approver(actor):
         raise NotAllowed("Only approvers can approve or deny requests.")
+    own = _kubernetes_user_of(actor, directory)
+    if own is not None and identity.same_user(own, request.k8s_user):
+        raise NotAllowed(
+            "You cannot approve a request that grants access to your own Kubernetes "
+            f"identity ({request.k8s_user}); another approver must."
+        )
+
+
+def _kubernetes_user_of(actor: str, directory: ApproverDirectory) -> str | None:
+    """Fails closed: if the directory cannot say who the actor is, they cannot decide now."""
+    try:
+        return directory.kubernetes_user_of(actor)
+    except DirectoryUnavailable as error:
+        raise NotAllowed(
+            f"{error} The bot must know your Kubernetes identity to check that this request "
+            "does not grant access to you, so it cannot take your decision now; try again "
+            "in a minute, or ask another approver."
+        ) from None
 
 
 def check_can_revoke(request: AccessRequest, actor: str, directory: ApproverDirectory) -> None:

@@ -81,3 +81,11 @@ class ApproverDirectory(Protocol):
     def is_approver(self, user: str) -> bool: ...
 
     def is_admin(self, user: str) -> bool: ...
+
+    def kubernetes_user_of(self, user: str) -> str | None:
+        """The Kubernetes username `user` would be granted as; None if they have none.
+
+        Raises DirectoryUnavailable when it cannot be told now (the chat service
+        errored), so that a rule depending on it can fail closed.
+        """
+        ...

@@ -13,13 +13,14 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, col, create_engine, select
 
-from bot.domain import AccessRequest, State, source_of
+from bot.domain import AccessRequest, Notice, State, source_of
 
 
 def _utc_column(*, nullable: bool = True, index: bool = False) -> Any:
@@ -81,14 +82,40 @@ class AuditEvent(SQLModel, table=True):
     details: str = Field(default="{}", max_length=4000)
 
 
+class Audience(StrEnum):
+    """Who one outbox row is for: the approval channel's message, or the requester's DMs."""
+
+    CHANNEL = "channel"
+    DM = "dm"
+
+
+# Separate rows per audience, so a dead channel message never holds back a DM
+# (and the reverse). Every kind not listed here tells both.
+_AUDIENCES: dict[str, tuple[Audience, ...]] = {
+    Notice.SUBMITTED: (Audience.CHANNEL,),
+    Notice.EXPIRY_WARNING: (Audience.DM,),
+    Notice.GRANT_DELAYED: (Audience.CHANNEL,),  # the requester hears once it is live
+}
+
+
+def audiences_of(kind: str) -> tuple[Audience, ...]:
+    """The audiences a notice of this kind is delivered to, one outbox row each."""
+    return _AUDIENCES.get(kind, (Audience.CHANNEL, Audience.DM))
+
+
 class OutboxNotice(SQLModel, table=True):
-    """A notice to deliver (DM, message update); kept until delivered."""
+    """A notice for one audience (a message update or a DM); kept until done.
+
+    `delivered_at` is when the row was done with: delivered, or given up on
+    (then `last_error` says why).
+    """
 
     __tablename__ = "outbox"
 
     id: int | None = Field(default=None, primary_key=True)
     request_id: str = Field(max_length=40, index=True)
     kind: str = Field(max_length=32)
+    audience: str = Field(max_length=16)
     created_at: datetime = _utc_column(nullable=False)
     due_at: datetime = _utc_column(nullable=False, index=True)
     attempts: int = 0
@@ -409,6 +436,18 @@ class Store:
             session.commit()
             return bool(won)
 
+    def give_up(self, notice_id: int, *, at: datetime, error: str) -> bool:
+        """Mark a notice done without delivering it, keeping the reason; conditional too."""
+        statement = (
+            sa.update(OutboxNotice)
+            .where(col(OutboxNotice.id) == notice_id, col(OutboxNotice.delivered_at).is_(None))
+            .values(delivered_at=at, attempts=OutboxNotice.attempts + 1, last_error=error[:500])
+        )
+        with self._session() as session:
+            won = session.execute(statement).rowcount == 1  # type: ignore[attr-defined]
+            session.commit()
+            return bool(won)
+
     def postpone(self, notice_id: int, *, until: datetime, error: str) -> None:
         with self._session() as session:
             session.execute(
@@ -456,7 +495,7 @@ def _append(
     notice: str | None,
     details: dict[str, Any],
 ) -> None:
-    """The audit event and the outbox notice travel in the state change's transaction."""
+    """The audit event and the outbox rows travel in the state change's transaction."""
     session.add(
         AuditEvent(
             at=at,
@@ -466,5 +505,11 @@ def _append(
             details=_bounded_json(details),
         )
     )
-    if notice:
-        session.add(OutboxNotice(request_id=request_id, kind=notice, created_at=at, due_at=at))
+    if not notice:
+        return
+    for audience in audiences_of(notice):
+        session.add(
+            OutboxNotice(
+                request_id=request_id, kind=notice, audience=audience, created_at=at, due_at=at
+            )
+        )

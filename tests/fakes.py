@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from bot.domain import Grant, ManagedBinding, Target
-from bot.errors import ProviderError
+from bot.errors import DirectoryUnavailable, ProviderError
 from bot.ports import RoleRule
 
 
@@ -88,13 +88,22 @@ class FakeProvider:
 
 @dataclass
 class FakeDirectory:
+    """Approvers, admins and Kubernetes identities; `unreadable` users make it fail."""
+
     approvers: set[str] = field(
         default_factory=lambda: {"UAPPROVER", "UAPPROVER2", "USELFAPPROVER"}
     )
     admins: set[str] = field(default_factory=lambda: {"UADMIN"})
+    identities: dict[str, str] = field(default_factory=dict)
+    unreadable: set[str] = field(default_factory=set)
 
     def is_approver(self, user: str) -> bool:
         return user in self.approvers
 
     def is_admin(self, user: str) -> bool:
         return user in self.admins
+
+    def kubernetes_user_of(self, user: str) -> str | None:
+        if user in self.unreadable:
+            raise DirectoryUnavailable("The directory could not say who you are just now.")
+        return self.identities.get(user)

@@ -13,8 +13,11 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
+
+from sqlmodel import Session, col, select
 
 from bot.config import Settings, parse_settings
 from bot.domain import AccessRequest
@@ -22,6 +25,7 @@ from bot.ports import Clock
 from bot.runner import start_background
 from bot.scheduler import Timers
 from bot.server import make_http_server
+from bot.store import OutboxNotice
 from bot.wiring import Bot, build_bot
 from tests.kubeapi import KubeApiServer
 from tests.slackapi import SlackApiServer, SlackSender, SlackUser
@@ -141,6 +145,20 @@ class Harness:
     def replies(self) -> list[dict[str, Any]]:
         return [c.payload for c in self.slack.calls_to("response_url")]
 
+    def outbox(self, request_id: str) -> list[OutboxNotice]:
+        """Every outbox row of a request, delivered or not, oldest first."""
+        query = (
+            select(OutboxNotice)
+            .where(col(OutboxNotice.request_id) == request_id)
+            .order_by(col(OutboxNotice.id))
+        )
+        with Session(self.bot.store.engine) as session:
+            return list(session.exec(query))
+
+    def notices_settled(self) -> bool:
+        """No outbox row is waiting any more (delivered or given up)."""
+        return not self.bot.store.due_notices(datetime.now(UTC) + timedelta(days=1))
+
 
 def _users(slack: SlackApiServer) -> None:
     for user_id, name in (
@@ -256,6 +274,7 @@ def running_bot(
     clock: Clock | None = None,
     timers: bool = False,
     scheduler: dict[str, Any] | None = None,
+    identity: dict[str, Any] | None = None,
     **policy: Any,
 ) -> Iterator[Harness]:
     with ExitStack() as stack:
@@ -265,6 +284,8 @@ def running_bot(
         )
         if scheduler:
             document["scheduler"] = scheduler
+        if identity:
+            document["identity"] = identity
         env = {
             "SLACK_BOT_TOKEN": BOT_TOKEN,
             "SLACK_SIGNING_SECRET": SIGNING_SECRET,

@@ -93,6 +93,49 @@ def test_bad_values_name_the_key(document: dict[str, object], key: str, problem:
     assert problem in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("identity", "key", "problem"),
+    [
+        ({"map": {"UA": "bob", "UB": "bob"}}, "identity.map.UB", "same Kubernetes user as"),
+        (
+            {"map": {"UA": "Bob@Example.com", "UB": "bob@example.com"}},
+            "identity.map.UB",
+            "identity.map.UA",
+        ),
+        (
+            {"map": {"UA": "system:serviceaccount:kube-system:default"}},
+            "identity.map.UA",
+            "system:",
+        ),
+        ({"map": {"UA": "System:masters"}}, "identity.map.UA", "system:"),
+        ({"map": {"UA": ""}}, "identity.map.UA", "is empty"),
+        ({"map": {"UA": "bob "}}, "identity.map.UA", "whitespace or control"),
+        ({"map": {"UA": "bo\nb"}}, "identity.map.UA", "whitespace or control"),
+        ({"map": {"UA": "bob\u200b"}}, "identity.map.UA", "whitespace or control"),
+        ({"username_prefix": "system:"}, "identity.username_prefix", "system:"),
+        ({"username_prefix": "oidc :"}, "identity.username_prefix", "whitespace"),
+        (
+            {"username_prefix": "sys", "map": {"UA": "tem:masters"}},
+            "identity.map.UA",
+            "system:",
+        ),
+    ],
+)
+def test_identities_that_would_grant_the_wrong_subject_are_refused(
+    identity: dict[str, object], key: str, problem: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_settings({"identity": identity}, {})
+    assert key in str(caught.value)
+    assert problem in str(caught.value)
+
+
+def test_distinct_safe_identities_pass() -> None:
+    identity = {"username_prefix": "oidc:", "map": {"UA": "alice", "UB": "bob@example.com"}}
+    settings = parse_settings({"identity": identity}, {})
+    assert settings.identity.map == {"UA": "alice", "UB": "bob@example.com"}
+
+
 def test_missing_and_broken_files(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not found"):
         load_settings(str(tmp_path / "nope.yaml"), env={})

@@ -129,7 +129,9 @@ def test_notice_pending_at_the_crash_is_delivered_after_restart(tmp_path: Path) 
 
         def granted_notice_deferred() -> bool:
             return any(
-                n.kind == "granted" and n.delivered_at is None and n.attempts >= 1
+                (n.kind, n.audience) == ("granted", "dm")
+                and n.delivered_at is None
+                and n.attempts >= 1
                 for n in notices_of(w.store, request.id)
             )
 
@@ -144,4 +146,7 @@ def test_notice_pending_at_the_crash_is_delivered_after_restart(tmp_path: Path) 
         w.bot.start()
         wait_until(lambda: w.dms(request.id, "active until"), timeout=15)
         wait_until(lambda: not undelivered(w.store), timeout=10)
-        assert all(n.last_error for n in notices_of(w.store, request.id) if n.kind == "granted")
+        granted_dms = [
+            n for n in notices_of(w.store, request.id) if (n.kind, n.audience) == ("granted", "dm")
+        ]
+        assert granted_dms and all(n.last_error for n in granted_dms)

@@ -15,7 +15,7 @@ from bot.service import AccessService, Draft
 from bot.store import Store
 from tests.conftest import FakeClock
 from tests.factories import fake_service
-from tests.fakes import FakeProvider
+from tests.fakes import FakeDirectory, FakeProvider
 
 
 @pytest.fixture
@@ -94,6 +94,46 @@ def test_self_approval_is_refused_even_for_approvers(
         service.approve(request.id, approver="USELFAPPROVER")
     with pytest.raises(NotAllowed, match="your own request"):
         service.deny(request.id, approver="USELFAPPROVER")
+    assert provider.count("grant") == 0
+    assert service.store.get(request.id).state is State.PENDING  # type: ignore[union-attr]
+
+
+def directory_of(service: AccessService) -> FakeDirectory:
+    assert isinstance(service.approvers, FakeDirectory)
+    return service.approvers
+
+
+@pytest.mark.parametrize(
+    ("approver_identity", "requested_for"),
+    [
+        ("alice@example.com", "alice@example.com"),
+        ("Alice@Example.COM", "alice@example.com"),  # email-like: case does not matter
+        ("oidc:alice", "oidc:alice"),
+    ],
+)
+def test_approver_cannot_decide_a_grant_to_their_own_kubernetes_identity(
+    service: AccessService, provider: FakeProvider, approver_identity: str, requested_for: str
+) -> None:
+    directory_of(service).identities.update(
+        {"UAPPROVER": approver_identity, "UAPPROVER2": "carol@example.com"}
+    )
+    request = service.submit(draft(requester="UREQ", k8s_user=requested_for))
+    refusal = rf"own Kubernetes identity \({requested_for}\); another approver must"
+    for decide in (service.approve, service.deny, service.may_decide):
+        with pytest.raises(NotAllowed, match=refusal):
+            decide(request.id, approver="UAPPROVER")
+    assert provider.count("grant") == 0
+    assert service.store.get(request.id).state is State.PENDING  # type: ignore[union-attr]
+    assert service.approve(request.id, approver="UAPPROVER2").state is State.ACTIVE
+
+
+def test_approver_whose_identity_cannot_be_read_is_refused(
+    service: AccessService, provider: FakeProvider
+) -> None:
+    directory_of(service).unreadable.add("UAPPROVER")
+    request = service.submit(draft())
+    with pytest.raises(NotAllowed, match="cannot take your decision now"):
+        service.approve(request.id, approver="UAPPROVER")
     assert provider.count("grant") == 0
     assert service.store.get(request.id).state is State.PENDING  # type: ignore[union-attr]
 

@@ -183,6 +183,24 @@ def test_self_approval_is_refused(h: Harness) -> None:
     assert binding_of(h, request.id, "production") is None
 
 
+def test_approver_cannot_decide_a_grant_to_their_own_kubernetes_identity(tmp_path: Path) -> None:
+    # alice is mapped onto the user bob (an approver) holds through his Slack email
+    with running_bot(tmp_path, identity={"map": {REQUESTER: "bob@example.com"}}) as h:
+        request = h.request("request --role edit --scope production --duration 5m --reason x")
+        assert request.k8s_user == "bob@example.com"
+        for action in ("approve", "deny"):
+            count = len(h.replies())
+            click(h, action, request.id, APPROVER)
+            reply = last_reply_text(h, count)
+            assert "your own Kubernetes identity (bob@example.com); another approver must" in reply
+        assert h.slack.calls_to("views.open") == []  # not even asked for a denial reason
+        assert h.bot.store.get(request.id).state is State.PENDING  # type: ignore[union-attr]
+        assert binding_of(h, request.id, "production") is None
+        assert [e.action for e in h.bot.store.audit_trail(request.id)] == ["submitted"]
+        click(h, "approve", request.id, APPROVER2)
+        wait_until(lambda: binding_of(h, request.id, "production"))
+
+
 def test_non_approver_is_refused_and_group_member_may_approve(h: Harness) -> None:
     request = h.request("request --role edit --scope production --duration 5m --reason go")
     before = len(h.replies())

@@ -39,6 +39,7 @@ def slack() -> Iterator[SlackApiServer]:
         server.add_user(SlackUser(id="U1", name="alice", email="alice@example.com", tz_offset=3600))
         server.add_user(SlackUser(id="U2", name="bob"))
         server.add_user(SlackUser(id="U9", name="gone", deleted=True))
+        server.add_user(SlackUser(id="UROBOT", name="robot", is_bot=True))
         yield server
 
 
@@ -81,6 +82,7 @@ def test_conversations_open(client: WebClient) -> None:
     assert client.conversations_open(users="U1")["channel"]["id"] == "DU1"
     assert error_of(client.conversations_open, users="U404") == "user_not_found"
     assert error_of(client.conversations_open, users="U9") == "user_disabled"
+    assert error_of(client.conversations_open, users="UROBOT") == "cannot_dm_bot"
 
 
 def test_post_message_records_decoded_blocks(client: WebClient, slack: SlackApiServer) -> None:
@@ -127,6 +129,36 @@ def test_update_changes_message_state(client: WebClient, slack: SlackApiServer) 
     client.chat_update(channel="C1", ts=ts, text="done", blocks=[])
     assert slack.messages("C1")[0]["blocks"] is None
     assert error_of(client.chat_update, channel="C1", ts="1.2", text="x") == "message_not_found"
+
+
+def test_deleted_message_cannot_be_updated(client: WebClient, slack: SlackApiServer) -> None:
+    by_api = client.chat_postMessage(channel="C1", text="one")["ts"]
+    by_person = client.chat_postMessage(channel="C1", text="two")["ts"]
+    assert client.chat_delete(channel="C1", ts=by_api)["ts"] == by_api
+    slack.delete_message("C1", by_person)  # deleted in the Slack client: no API call
+    assert slack.messages("C1") == []
+    for ts in (by_api, by_person):
+        assert error_of(client.chat_update, channel="C1", ts=ts, text="x") == "message_not_found"
+    assert error_of(client.chat_delete, channel="C1", ts=by_api) == "message_not_found"
+    assert [c.method for c in slack.calls if c.method.startswith("chat.")] == [
+        "chat.postMessage",
+        "chat.postMessage",
+        "chat.delete",
+        "chat.update",
+        "chat.update",
+        "chat.delete",
+    ]
+
+
+def test_archived_channel_refuses_posts_and_updates(
+    client: WebClient, slack: SlackApiServer
+) -> None:
+    ts = client.chat_postMessage(channel="C1", text="before")["ts"]
+    slack.archive_channel("C1")
+    assert error_of(client.chat_update, channel="C1", ts=ts, text="x") == "is_archived"
+    assert error_of(client.chat_postMessage, channel="C1", text="x") == "is_archived"
+    assert client.chat_postMessage(channel="C2", text="elsewhere")["ok"]
+    assert slack.messages("C1")[0]["text"] == "before"
 
 
 def test_post_ephemeral(client: WebClient) -> None:

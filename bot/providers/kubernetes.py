@@ -268,7 +268,9 @@ class KubernetesProvider:
         parts = self._parts(grant)
         if grant.target.namespace is None:
             body = client.V1ClusterRoleBinding(**parts)
-            self.rbac.create_cluster_role_binding(body, dry_run=dry_run, _request_timeout=self.timeout)
+            self.rbac.create_cluster_role_binding(
+                body, dry_run=dry_run, _request_timeout=self.timeout
+            )
         else:
             namespaced = client.V1RoleBinding(**parts)
             self.rbac.create_namespaced_role_binding(
@@ -278,7 +280,9 @@ class KubernetesProvider:
     def _read(self, name: str, namespace: str | None) -> Any:
         if namespace is None:
             return self.rbac.read_cluster_role_binding(name, _request_timeout=self.timeout)
-        return self.rbac.read_namespaced_role_binding(name, namespace, _request_timeout=self.timeout)
+        return self.rbac.read_namespaced_role_binding(
+            name, namespace, _request_timeout=self.timeout
+        )
 
     def _delete(self, name: str, namespace: str | None) -> None:
         """Delete, then confirm with a GET that it is gone: only NotFound means gone.

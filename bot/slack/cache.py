@@ -9,27 +9,45 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Generic, TypeVar
 
-T = TypeVar("T")
+V = TypeVar("V")
 CACHE_SECONDS = 60.0
 
 
-class TtlCache:
-    """A tiny thread-safe cache; entries live CACHE_SECONDS."""
+class TtlCache(Generic[V]):
+    """A tiny thread-safe cache; entries are fresh for `ttl` seconds.
 
-    def __init__(self, ttl: float = CACHE_SECONDS) -> None:
+    A load that raises stores nothing, so a failure is never cached. Expired
+    entries are kept, so `stale()` can still offer the last good value.
+    `monotonic` is injectable so tests can move time without sleeping.
+    """
+
+    def __init__(
+        self, ttl: float = CACHE_SECONDS, *, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
         self.ttl = ttl
-        self._entries: dict[str, tuple[float, Any]] = {}
+        self.monotonic = monotonic
+        self._entries: dict[str, tuple[float, V]] = {}
         self._lock = threading.Lock()
 
-    def get(self, key: str, load: Callable[[], T]) -> T:
-        with self._lock:
-            hit = self._entries.get(key)
-        if hit and time.monotonic() - hit[0] < self.ttl:
-            value: T = hit[1]
-            return value
+    def get(self, key: str, load: Callable[[], V]) -> V:
+        hit = self._entry(key)
+        if hit and self.monotonic() - hit[0] < self.ttl:
+            return hit[1]
         value = load()
         with self._lock:
-            self._entries[key] = (time.monotonic(), value)
+            self._entries[key] = (self.monotonic(), value)
         return value
+
+    def stale(self, key: str, *, max_age: float) -> tuple[float, V] | None:
+        """The last value loaded for `key` and its age, if younger than `max_age` seconds."""
+        hit = self._entry(key)
+        if hit is None:
+            return None
+        age = self.monotonic() - hit[0]
+        return (age, hit[1]) if age < max_age else None
+
+    def _entry(self, key: str) -> tuple[float, V] | None:
+        with self._lock:
+            return self._entries.get(key)

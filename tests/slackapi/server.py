@@ -1,8 +1,9 @@
 """A Slack Web API stand-in on loopback, so the bot's real WebClient can be tested offline.
 
 It records every request as a `Call`, keeps enough workspace state (users,
-usergroups, messages, views) to answer like Slack, and can inject faults
-(429 with Retry-After, 500, `ok: false`) to exercise the bot's error paths.
+usergroups, messages, archived channels, views) to answer like Slack, and can
+inject faults (429 with Retry-After, 500, `ok: false`) to exercise the bot's
+error paths.
 """
 
 from __future__ import annotations
@@ -114,6 +115,16 @@ class SlackApiServer:
     def add_usergroup(self, usergroup_id: str, user_ids: list[str]) -> None:
         with self.lock:
             self.state.usergroups[usergroup_id] = list(user_ids)
+
+    def delete_message(self, channel: str, ts: str) -> None:
+        """Someone deletes a message in the Slack client (no API call is recorded)."""
+        with self.lock:
+            self.state.chat_delete({"channel": channel, "ts": ts})
+
+    def archive_channel(self, channel: str) -> None:
+        """Someone archives a channel: posting and updating there fail with `is_archived`."""
+        with self.lock:
+            self.state.archived.add(channel)
 
     def response_url(
         self, key: str, *, channel: str | None = None, message_ts: str | None = None

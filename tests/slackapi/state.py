@@ -73,6 +73,7 @@ class SlackState:
         self.users: dict[str, SlackUser] = {}
         self.usergroups: dict[str, list[str]] = {}
         self.messages: dict[str, list[dict[str, Any]]] = {}
+        self.archived: set[str] = set()
         self.views: dict[str, dict[str, Any]] = {}
         self.triggers: dict[str, float] = {}
         self._seq = itertools.count(1)
@@ -82,6 +83,7 @@ class SlackState:
             "conversations.open": self.conversations_open,
             "chat.postMessage": self.chat_post_message,
             "chat.update": self.chat_update,
+            "chat.delete": self.chat_delete,
             "chat.postEphemeral": self.chat_post_ephemeral,
             "views.open": self.views_open,
             "views.push": self.views_open,
@@ -160,11 +162,19 @@ class SlackState:
                 raise ApiError("user_not_found")
             if self.users[uid].deleted:
                 raise ApiError("user_disabled")
+            if self.users[uid].is_bot:
+                raise ApiError("cannot_dm_bot")
         channel_id = f"D{ids[0]}" if len(ids) == 1 else "G" + "".join(sorted(ids))
         return {"ok": True, "channel": {"id": channel_id}}
 
+    def _writable(self, channel: Any) -> str:
+        channel = _check_channel(channel)
+        if channel in self.archived:
+            raise ApiError("is_archived")
+        return channel
+
     def chat_post_message(self, p: dict[str, Any]) -> dict[str, Any]:
-        channel = _check_channel(p.get("channel"))
+        channel = self._writable(p.get("channel"))
         _check_text(p)
         check_blocks(p.get("blocks"), MAX_MESSAGE_BLOCKS)
         stored = {
@@ -184,7 +194,7 @@ class SlackState:
         }
 
     def chat_update(self, p: dict[str, Any]) -> dict[str, Any]:
-        channel = _check_channel(p.get("channel"))
+        channel = self._writable(p.get("channel"))
         stored = self.find_message(channel, str(p.get("ts", "")))
         if stored is None:
             raise ApiError("message_not_found")
@@ -202,6 +212,14 @@ class SlackState:
             "text": stored["text"],
             "message": self.api_message(stored),
         }
+
+    def chat_delete(self, p: dict[str, Any]) -> dict[str, Any]:
+        channel = self._writable(p.get("channel"))
+        stored = self.find_message(channel, str(p.get("ts", "")))
+        if stored is None:
+            raise ApiError("message_not_found")
+        self.messages[channel].remove(stored)
+        return {"ok": True, "channel": channel, "ts": stored["ts"]}
 
     def chat_post_ephemeral(self, p: dict[str, Any]) -> dict[str, Any]:
         _check_channel(p.get("channel"))
