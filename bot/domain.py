@@ -100,7 +100,7 @@ def parse_duration(text: str) -> timedelta:
     if not math.isfinite(seconds) or seconds > MAX_DURATION.total_seconds():
         raise InvalidInput(
             f"`{shown}` is longer than 8760h (365 days), the longest duration jitsudo "
-            "accepts; ask for less, e.g. 1h or 30m."
+            "accepts; give 8760h or less, e.g. 1h or 30m."
         )
     if seconds < MIN_DURATION.total_seconds():
         raise InvalidInput(
