@@ -185,7 +185,9 @@ def structured_requests(draw: st.DrawFn) -> str:
     for flag, valid in VALID.items():
         if draw(st.integers(min_value=0, max_value=5)) == 0:
             continue
-        value = draw(st.one_of(st.sampled_from(valid), HOSTILE_VALUES))
+        # mostly valid values, so that whole requests often pass and get stored
+        hostile = draw(st.sampled_from([False, False, False, True]))
+        value = draw(HOSTILE_VALUES if hostile else st.sampled_from(valid))
         quoted = draw(st.sampled_from(QUOTING))(value)
         words.append(f"--{flag}={quoted}" if draw(st.booleans()) else f"--{flag} {quoted}")
     return " ".join(words)
@@ -193,6 +195,7 @@ def structured_requests(draw: st.DrawFn) -> str:
 
 COMMAND_TEXT = st.one_of(
     structured_requests(),
+    structured_requests(),  # twice: half of the examples are request commands
     st.text(max_size=300),
     st.lists(
         st.sampled_from(["request", "extend", "deny", "--duration", "--reason", "30m", "<!here>"]),
