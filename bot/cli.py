@@ -1,4 +1,4 @@
-"""`jitsudo-bot serve | sweep | db upgrade | audit`: the operator's entry points."""
+"""`jitsudo-bot serve | sweep | db upgrade | audit [ID]`: the operator's entry points."""
 
 from __future__ import annotations
 
@@ -14,17 +14,41 @@ from bot.database import open_store
 log = logging.getLogger("bot")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="jitsudo-bot", description=__doc__)
-    parser.add_argument("--config", help="YAML config (default: $JITSUDO_CONFIG or ./jitsudo.yaml)")
+CONFIG_HELP = "YAML config (default: $JITSUDO_CONFIG or ./jitsudo.yaml)"
+CONFIG_ORDER = (
+    "--config may come before or after the command (jitsudo-bot --config FILE serve and "
+    "jitsudo-bot serve --config FILE are the same); given in both places, the one after "
+    "the command wins."
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="jitsudo-bot", description=__doc__, epilog=CONFIG_ORDER)
+    parser.add_argument("--config", help=CONFIG_HELP)
+    # Every command takes --config too. SUPPRESS leaves the attribute unset when it
+    # is not given there, so it cannot erase a --config given before the command.
+    config = argparse.ArgumentParser(add_help=False)
+    config.add_argument(
+        "--config", default=argparse.SUPPRESS, help=f"{CONFIG_HELP}; wins over one given before"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("serve", help="run the bot (Socket Mode or HTTP, per slack.mode)")
-    commands.add_parser("sweep", help="run the expiry sweeper once and print its counts")
-    db = commands.add_parser("db", help="database maintenance")
+
+    def command(name: str, summary: str) -> argparse.ArgumentParser:
+        return commands.add_parser(
+            name, parents=[config], help=summary, description=summary, epilog=CONFIG_ORDER
+        )
+
+    command("serve", "run the bot (Socket Mode or HTTP, per slack.mode)")
+    command("sweep", "run the expiry sweeper once and print its counts")
+    db = command("db", "database maintenance")
     db.add_argument("action", choices=["upgrade"], help="apply migrations")
-    audit = commands.add_parser("audit", help="print the audit trail as JSON lines")
+    audit = command("audit", "print the audit trail as JSON lines")
     audit.add_argument("request_id", nargs="?", help="only this request")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
 
     from bot.logs import configure_logging
 

@@ -6,6 +6,7 @@ store and every adapter build on these types.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -82,10 +83,36 @@ def parse_request_id(text: str) -> str:
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(h|m|s)")
 _UNIT_SECONDS = {"h": 3600, "m": 60, "s": 1}
+# The hard bounds of every duration: requests, extensions and config alike.
+# A year is far beyond any sensible grant or interval, yet far below what breaks
+# arithmetic (datetime, timedelta) or PostgreSQL's 32-bit duration_seconds column.
+MAX_DURATION = timedelta(hours=8760)
+# The store and the expires-at annotation keep whole seconds, so less rounds to nothing.
+MIN_DURATION = timedelta(seconds=1)
 
 
 def parse_duration(text: str) -> timedelta:
-    """Parse a Go-style duration ("90s", "15m", "1h30m") as the seed's config uses."""
+    """Parse a Go-style duration ("90s", "15m", "1h30m") as the seed's config uses.
+
+    The result is whole seconds within [MIN_DURATION, MAX_DURATION]; anything
+    else is refused with a message saying why, never an OverflowError.
+    """
+    seconds = _sum_of_parts(text)
+    shown = text.strip()[:40]
+    if not math.isfinite(seconds) or seconds > MAX_DURATION.total_seconds():
+        raise InvalidInput(
+            f"`{shown}` is longer than 8760h (365 days), the longest duration jitsudo "
+            "accepts; give 8760h or less, e.g. 1h or 30m."
+        )
+    if seconds < MIN_DURATION.total_seconds():
+        raise InvalidInput(
+            f"`{shown}` is shorter than 1s, the shortest duration; use e.g. 30s, 15m or 1h."
+        )
+    return timedelta(seconds=round(seconds))
+
+
+def _sum_of_parts(text: str) -> float:
+    """The total in seconds of "1h30m"-style text; inf if a number is too large for a float."""
     raw = text.strip().lower()
     position, total = 0, 0.0
     for match in _DURATION_PART.finditer(raw):
@@ -97,9 +124,7 @@ def parse_duration(text: str) -> timedelta:
         raise InvalidInput(
             f"`{text[:40]}` is not a duration; use a number with h, m or s, e.g. 30m, 1h, 1h30m."
         )
-    if total <= 0:
-        raise InvalidInput(f"`{text[:40]}` is not a positive duration.")
-    return timedelta(seconds=total)
+    return total
 
 
 def whole_second(moment: datetime) -> datetime:

@@ -6,6 +6,7 @@ them. Pure: no I/O beyond asking the ApproverDirectory.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -85,7 +86,22 @@ class Policy:
                 f"The reason is {len(cleaned)} characters long; keep it under "
                 f"{self.max_reason_length}."
             )
+        _check_no_control_characters(cleaned)
         return cleaned
+
+
+# Line breaks and tabs come from multi-line modal inputs; every other control
+# character is invisible in Slack, and NUL cannot even be stored by PostgreSQL.
+_ALLOWED_CONTROL_CHARACTERS = frozenset("\n\r\t")
+
+
+def _check_no_control_characters(text: str) -> None:
+    for character in text:
+        if unicodedata.category(character) == "Cc" and character not in _ALLOWED_CONTROL_CHARACTERS:
+            raise InvalidInput(
+                f"The reason contains the control character U+{ord(character):04X}; "
+                "write it as plain text."
+            )
 
 
 def check_can_decide(request: AccessRequest, actor: str, directory: ApproverDirectory) -> None:

@@ -3,12 +3,20 @@
 waitress is a production WSGI server with a thread pool, which suits the sync
 Bolt app (no event loop anywhere). Readiness means the database and the
 Kubernetes API both answer.
+
+Every route declares the largest body it accepts. Bolt reads and parses a whole
+body before it checks the signature, so an unsigned 1 GiB POST (waitress's
+default limit) would be read into memory; a body over its route's limit gets 413
+before anything reads it. waitress itself is capped at the largest route's
+limit, which also stops chunked bodies while they are still arriving.
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -22,6 +30,12 @@ log = logging.getLogger(__name__)
 
 StartResponse = Callable[..., Any]
 Probe = Callable[[], None]
+WsgiHandler = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+# Slack's requests are a few KB; a modal submission carrying its whole view stays
+# well under 100 KB. 1 MiB is far above anything Slack sends and small enough
+# that many concurrent requests cannot hurt a replica.
+SLACK_MAX_BODY = 1024 * 1024
 
 
 class _SlackHandler(SlackRequestHandler):
@@ -44,24 +58,44 @@ class _SlackHandler(SlackRequestHandler):
         return self.app.dispatch(bolt_request)
 
 
+@dataclass(frozen=True)
+class Route:
+    """One path's handler and the largest request body it accepts, in bytes."""
+
+    handler: WsgiHandler
+    max_body: int = 0
+
+
 class JitsudoWsgi:
-    """Routes the three paths; everything else is 404."""
+    """Routes by method and path; an unknown route is 404, an over-large body 413."""
 
     def __init__(self, app: App, *, readiness: dict[str, Probe]) -> None:
         self.slack = _SlackHandler(app)
         self.readiness = readiness
+        self.routes: dict[tuple[str, str], Route] = {
+            ("POST", "/slack/events"): Route(self.slack, max_body=SLACK_MAX_BODY),
+            ("GET", "/healthz"): Route(_healthy),
+            ("GET", "/readyz"): Route(self._ready),
+        }
+
+    @property
+    def largest_body(self) -> int:
+        """What the HTTP server must let through: the most generous route's limit."""
+        return max(route.max_body for route in self.routes.values())
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        method, path = environ.get("REQUEST_METHOD"), environ.get("PATH_INFO")
-        if path == "/slack/events" and method == "POST":
-            return self.slack(environ, start_response)
-        if path == "/healthz" and method == "GET":
-            return _plain(start_response, "200 OK", "ok\n")
-        if path == "/readyz" and method == "GET":
-            return self._ready(start_response)
-        return _plain(start_response, "404 Not Found", "not found\n")
+        route = self.routes.get((environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", "")))
+        if route is None:
+            return _plain(start_response, "404 Not Found", "not found\n")
+        if _declared_length(environ) > route.max_body:
+            return _plain(
+                start_response,
+                "413 Content Too Large",
+                f"request body too large: this endpoint accepts at most {route.max_body} bytes\n",
+            )
+        return route.handler(environ, start_response)
 
-    def _ready(self, start_response: StartResponse) -> Iterable[bytes]:
+    def _ready(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         failures = []
         for name, probe in self.readiness.items():
             try:
@@ -77,6 +111,19 @@ class JitsudoWsgi:
         return _plain(start_response, "200 OK", "ready\n")
 
 
+def _healthy(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    return _plain(start_response, "200 OK", "ok\n")
+
+
+def _declared_length(environ: dict[str, Any]) -> int:
+    """The body's length as the server states it (waitress also states it for chunked
+    bodies, once it has them); a length that is not a number counts as too large."""
+    text = str(environ.get("CONTENT_LENGTH") or "0").strip()
+    if text.isascii() and text.isdigit() and len(text) <= 18:
+        return int(text)
+    return sys.maxsize
+
+
 def _plain(start_response: StartResponse, status: str, body: str) -> Iterable[bytes]:
     data = body.encode()
     start_response(
@@ -86,5 +133,17 @@ def _plain(start_response: StartResponse, status: str, body: str) -> Iterable[by
 
 
 def make_http_server(wsgi: JitsudoWsgi, *, host: str, port: int, threads: int = 16) -> Any:
-    """A waitress server bound now (port 0 picks a free one); call .run() to serve."""
-    return create_server(wsgi, host=host, port=port, threads=threads, ident="jitsudo-bot")
+    """A waitress server bound now (port 0 picks a free one); call .run() to serve.
+
+    waitress answers 413 itself to a declared length over the cap, and to a chunked
+    body as soon as it grows past it. It refuses a length *equal* to its setting,
+    hence the + 1: a body of exactly a route's limit is accepted.
+    """
+    return create_server(
+        wsgi,
+        host=host,
+        port=port,
+        threads=threads,
+        ident="jitsudo-bot",
+        max_request_body_size=wsgi.largest_body + 1,
+    )

@@ -194,7 +194,9 @@ def _users(slack: SlackApiServer) -> None:
     slack.add_usergroup("SAPPROVERS", [GROUP_MEMBER])
 
 
-def settings_document(kubeconfig: Path, database: str, **policy: Any) -> dict[str, Any]:
+def settings_document(
+    kubeconfig: Path, database: str, *, provider_max_duration: str | None = "2h", **policy: Any
+) -> dict[str, Any]:
     return {
         "slack": {
             "mode": "http",
@@ -204,7 +206,9 @@ def settings_document(kubeconfig: Path, database: str, **policy: Any) -> dict[st
             "approver_groups": ["SAPPROVERS"],
             "admins": [ADMIN],
         },
-        "providers": {"kubernetes": {"kubeconfig": str(kubeconfig), "max_duration": "2h"}},
+        "providers": {
+            "kubernetes": {"kubeconfig": str(kubeconfig), "max_duration": provider_max_duration}
+        },
         "policy": {
             "min_duration": "1s",
             "roles": {
@@ -275,12 +279,16 @@ def running_bot(
     timers: bool = False,
     scheduler: dict[str, Any] | None = None,
     identity: dict[str, Any] | None = None,
+    provider_max_duration: str | None = "2h",
     **policy: Any,
 ) -> Iterator[Harness]:
     with ExitStack() as stack:
         kube, slack, kubeconfig = stand_ins(stack, tmp_path)
         document = settings_document(
-            Path(kubeconfig), database or f"sqlite:///{tmp_path}/jitsudo.db", **policy
+            Path(kubeconfig),
+            database or f"sqlite:///{tmp_path}/jitsudo.db",
+            provider_max_duration=provider_max_duration,
+            **policy,
         )
         if scheduler:
             document["scheduler"] = scheduler

@@ -147,3 +147,32 @@ def test_missing_and_broken_files(tmp_path: Path) -> None:
     listy.write_text("- a\n- b\n")
     with pytest.raises(ConfigError, match="mapping"):
         load_settings(str(listy), env={})
+
+
+@pytest.mark.parametrize(
+    ("document", "key", "problem"),
+    [
+        (
+            {"providers": {"kubernetes": {"max_duration": "99999999999999999999h"}}},
+            "providers.kubernetes.max_duration",
+            "8760h (365 days)",
+        ),
+        (
+            {"policy": {"roles": {"edit": {"max_duration": "100000000h"}}}},
+            "policy.roles.edit.max_duration",
+            "8760h (365 days)",
+        ),
+        ({"policy": {"default_duration": "1" * 400 + "s"}}, "policy.default_duration", "8760h"),
+        ({"policy": {"request_ttl": "0.0000001s"}}, "policy.request_ttl", "shorter than 1s"),
+        ({"scheduler": {"sweep_interval": "0.5s"}}, "scheduler.sweep_interval", "shorter than 1s"),
+        ({"scheduler": {"sweep_interval": "0s"}}, "scheduler.sweep_interval", "shorter than 1s"),
+    ],
+)
+def test_out_of_range_durations_name_the_key(
+    document: dict[str, object], key: str, problem: str
+) -> None:
+    """No OverflowError traceback: a ConfigError naming the key, as for any bad value."""
+    with pytest.raises(ConfigError) as caught:
+        parse_settings(document, {})
+    assert f"{key}: " in str(caught.value)
+    assert problem in str(caught.value)

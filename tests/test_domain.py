@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 
 from bot.domain import (
+    MAX_DURATION,
     TRANSITIONS,
     InvalidInput,
     State,
@@ -114,3 +115,41 @@ def test_every_state_but_pending_has_exactly_one_source() -> None:
     for state in State:
         if state is not State.PENDING:
             assert state in TRANSITIONS[source_of(state)]
+
+
+HUGE_DURATIONS = [
+    "99999999999999999999h",  # timedelta overflow
+    "100000000h",  # fits a timedelta, overflows `now + duration`
+    "1" * 400 + "s",  # float("1" * 400) is inf
+    "9" * 5000 + "m",  # longer than int() would convert
+    "8760h1s",  # one second over the ceiling
+    "596524h",  # over 2**31 seconds: PostgreSQL's INTEGER column
+]
+
+
+@pytest.mark.parametrize("text", HUGE_DURATIONS)
+def test_durations_over_the_ceiling_are_refused_naming_it(text: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        parse_duration(text)
+    message = str(caught.value)
+    assert "8760h (365 days)" in message and "longest" in message
+    assert len(message) < 200  # the user's text is quoted only in part
+
+
+def test_the_ceiling_is_accepted_and_fits_a_32_bit_column() -> None:
+    assert parse_duration("8760h") == MAX_DURATION == timedelta(days=365)
+    assert parse_duration("525600m") == MAX_DURATION
+    assert MAX_DURATION.total_seconds() < 2**31
+
+
+@pytest.mark.parametrize("text", ["0.0000001s", "0.5s", "0.01m", "0h0m0s", "0.000000000001h"])
+def test_durations_under_a_second_are_refused(text: str) -> None:
+    with pytest.raises(InvalidInput, match="shorter than 1s"):
+        parse_duration(text)
+
+
+def test_durations_are_whole_seconds() -> None:
+    """The store and the expires-at annotation keep whole seconds; so does the parser."""
+    assert parse_duration("1.4s") == timedelta(seconds=1)
+    assert parse_duration("1.6s") == timedelta(seconds=2)
+    assert parse_duration("0.1h") == timedelta(minutes=6)

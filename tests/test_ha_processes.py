@@ -84,7 +84,7 @@ def test_a_frozen_leader_is_replaced_and_steps_down_when_it_wakes(
 
 
 def _sweep(config: Path, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "bot.cli", "--config", str(config), "sweep"]
+    command = [sys.executable, "-m", "bot.cli", "sweep", "--config", str(config)]
     return subprocess.run(
         command, cwd=cwd, env=env, capture_output=True, text=True, timeout=60, check=False
     )

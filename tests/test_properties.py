@@ -11,6 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.domain import (
+    MAX_DURATION,
+    MIN_DURATION,
     AccessRequest,
     InvalidInput,
     State,
@@ -129,3 +131,34 @@ def test_messages_from_any_user_text_are_valid_and_cannot_ping(
             "<" not in ours and ">" not in ours
         )  # mentions, dates and quote marks are ours; any other bracket would be user text
         assert len(message.blocks) <= 50
+
+
+DURATION_TEXT = st.one_of(
+    st.text(max_size=30),
+    st.lists(
+        st.tuples(
+            st.one_of(
+                st.integers(min_value=0, max_value=10**30).map(str),
+                st.floats(min_value=0, allow_nan=False, allow_infinity=False).map(
+                    lambda f: f"{f:f}"
+                ),
+                st.integers(min_value=1, max_value=600).map(lambda n: "9" * n),
+            ),
+            st.sampled_from(["h", "m", "s", "H", "d", ""]),
+        ).map("".join),
+        min_size=1,
+        max_size=4,
+    ).map("".join),
+)
+
+
+@given(DURATION_TEXT)
+@settings(max_examples=400, deadline=None)
+def test_any_duration_is_within_bounds_or_refused(text: str) -> None:
+    try:
+        value = parse_duration(text)
+    except InvalidInput as error:
+        assert str(error)
+        return
+    assert MIN_DURATION <= value <= MAX_DURATION
+    assert value.microseconds == 0
