@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -99,3 +100,66 @@ def test_a_huge_kubernetes_error_never_stalls_the_tick_on_postgresql(
         # The other grant still ends on time: the tick was never stuck on the failed write.
         wait_until(lambda: stored(h, due.id).state is State.EXPIRED, timeout=6)
         assert binding(h, due) is None
+
+
+def creates_of(h: Harness, request: AccessRequest) -> int:
+    """Real (not dry-run) POSTs that tried to create this request's binding."""
+    return sum(
+        1
+        for r in h.kube.requests
+        if r.method == "POST"
+        and r.path.endswith(f"/namespaces/{request.namespace}/rolebindings")
+        and "dryRun" not in r.query
+    )
+
+
+def test_a_create_that_timed_out_but_succeeded_ends_active_never_failed(h: Harness) -> None:
+    request = h.request("request --role view --scope staging --duration 10m --reason slow")
+    h.bot.provider.timeout = (3.0, 0.5)  # the client gives up after half a second...
+    h.kube.delay_next(method="POST", resource="rolebindings", seconds=1.5, after=True)
+    reply = approve(h, request)  # ...while the server did create the binding
+    assert "did not answer" in reply
+    seen: set[State] = set()
+
+    def active() -> AccessRequest | None:
+        current = stored(h, request.id)
+        seen.add(current.state)
+        return current if current.state is State.ACTIVE else None
+
+    granted = wait_until(active, timeout=15)
+    assert State.FAILED not in seen
+    assert binding(h, granted) is not None
+    assert creates_of(h, request) == 2  # the retry found it (409, same grant) and adopted it
+
+
+def test_a_slow_grant_is_never_run_twice(h: Harness) -> None:
+    """The approver's attempt takes seconds; the ticks meanwhile leave it alone (the claim)."""
+    request = h.request("request --role view --scope staging --duration 10m --reason slow")
+    h.kube.delay_next(method="POST", resource="rolebindings", seconds=4, after=False)
+    approve(h, request)
+    granted = wait_until(lambda: (r := stored(h, request.id)).state is State.ACTIVE and r)
+    assert binding(h, granted) is not None
+    assert creates_of(h, request) == 1
+
+
+def test_a_slow_sweep_does_not_delay_an_expiry(tmp_path: Path) -> None:
+    with running_bot(tmp_path, timers=True, scheduler={"sweep_interval": "1s"}) as h:
+        # Every all-namespaces list (the sweep's) takes 8 s; reads by name stay fast.
+        h.kube.delay_next(
+            method="GET", resource="rolebindings", namespace="", seconds=8, times=1000
+        )
+        wait_until(
+            lambda: any(
+                r.method == "GET"
+                and r.path.endswith("/rolebindings")
+                and "/namespaces/" not in r.path
+                for r in h.kube.requests
+            )
+        )
+        request = h.request("request --role view --scope staging --duration 2s --reason x")
+        approve(h, request)
+        active = wait_until(lambda: (r := stored(h, request.id)).state is State.ACTIVE and r)
+        assert active.expires_at is not None
+        deadline = (active.expires_at - datetime.now(UTC)).total_seconds() + 2
+        wait_until(lambda: binding(h, active) is None, timeout=max(deadline, 0.1))
+        h.kube.clear_faults()

@@ -28,6 +28,7 @@ from tests.subprocess_bot import (
     request_when,
     world,
 )
+from tests.tcpproxy import TcpProxy
 
 
 def other(w: World, replica: BotProcess) -> BotProcess:
@@ -109,3 +110,44 @@ def test_manual_sweep_never_runs_beside_a_live_leader(
         assert swept.returncode == 0, swept.stderr
         assert '"revoked": 0' in swept.stdout
         assert w.leader() is None  # and it released the lease when done
+
+
+def test_a_leader_cut_off_from_the_database_is_replaced_within_the_lease(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """Its connections stay open and silent (a partition): only the lease can end it."""
+    with (
+        world(tmp_path, database_url=postgres_url, replicas=2) as w,
+        TcpProxy("127.0.0.1", 5432) as proxy,
+    ):
+        cut_off, survivor = w.replicas
+        proxied = postgres_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
+        assert proxied != postgres_url
+        cut_off.document = {**cut_off.document, "database": {"url": proxied}}
+        cut_off.start()
+        assert poll(w.leader) is cut_off
+        survivor.start()
+
+        proxy.blackhole()
+        cut_at = time.time()
+        took_over_at = poll(lambda: time.time() if w.leader() is survivor else None, timeout=15)
+        print(f"takeover {took_over_at - cut_at:.2f}s after the cut (lease {LEASE_SECONDS}s)")
+        assert took_over_at - cut_at <= LEASE_SECONDS + TICK_SECONDS + 1
+
+        request = w.request(
+            "request --role view --scope staging --duration 3s --reason cut", via=survivor
+        )
+        w.approve(request, via=survivor)
+        active = request_when(w.store, request.id, lambda r: r.state is State.ACTIVE)
+        assert active.expires_at is not None
+        deadline = active.expires_at.timestamp() + TICK_SECONDS + 1
+        wait_until(lambda: w.binding(active) is None, timeout=max(deadline - time.time(), 0.1))
+
+        proxy.restore()  # the partition heals: the old leader must follow, not act
+        wait_until(lambda: "no longer the leader" in cut_off.log_tail(300), timeout=15)
+        wait_until(lambda: undelivered(w) == 0, timeout=10)
+        assert w.leader() is survivor
+        actions = [e.action for e in w.store.audit_trail(request.id)]
+        assert actions.count("expired") == 1, actions
+        assert len(w.dms(request.id, "ended at")) == 1
+        assert len(w.channel_posts(request.id)) == 1
