@@ -134,6 +134,15 @@ def _kubernetes_user_of(actor: str, directory: ApproverDirectory) -> str | None:
         ) from None
 
 
+def may_decide(request: AccessRequest, actor: str, directory: ApproverDirectory) -> bool:
+    """check_can_decide as a yes/no, for listing what waits for an approver."""
+    try:
+        check_can_decide(request, actor, directory)
+    except NotAllowed:
+        return False
+    return True
+
+
 def check_can_revoke(request: AccessRequest, actor: str, directory: ApproverDirectory) -> None:
     """The requester may give access back; approvers and admins may take it away."""
     if actor == request.requester or directory.is_approver(actor) or directory.is_admin(actor):

@@ -158,11 +158,12 @@ class AccessService(Steps):
         return self.store.find(requester=user, limit=20)
 
     def awaiting(self, approver: str) -> list[AccessRequest] | None:
-        """Pending requests this approver may decide (never their own); None for non-approvers."""
+        """Pending requests this approver may decide (not their own, not for their own
+        identity); None for non-approvers."""
         if not self.approvers.is_approver(approver):
             return None
         pending = self.store.find(states=[State.PENDING], limit=50)
-        return [request for request in pending if request.requester != approver]
+        return [r for r in pending if rules.may_decide(r, approver, self.approvers)]
 
     # --- decisions ----------------------------------------------------------
 

@@ -122,6 +122,8 @@ def test_approver_cannot_decide_a_grant_to_their_own_kubernetes_identity(
     for decide in (service.approve, service.deny, service.may_decide):
         with pytest.raises(NotAllowed, match=refusal):
             decide(request.id, approver="UAPPROVER")
+    assert service.awaiting("UAPPROVER") == []  # not listed for them either
+    assert [r.id for r in service.awaiting("UAPPROVER2") or []] == [request.id]
     assert provider.count("grant") == 0
     assert service.store.get(request.id).state is State.PENDING  # type: ignore[union-attr]
     assert service.approve(request.id, approver="UAPPROVER2").state is State.ACTIVE
