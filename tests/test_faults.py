@@ -126,43 +126,47 @@ def test_a_step_that_raises_does_not_stop_the_others(
 # --- 5: transient errors are not final ------------------------------------------
 
 
-def test_a_transient_grant_failure_is_retried_with_backoff_not_failed(
-    service: AccessService, provider: FakeProvider, clock: FakeClock
-) -> None:
+def approved_while_the_cluster_fails(
+    service: AccessService, provider: FakeProvider, error: str
+) -> str:
+    """Submit and approve while every grant attempt fails transiently with `error`."""
     request = service.submit(Draft("UREQ", "alice", "edit", "production", None, "x"))
-    provider.failing["grant"] = "Kubernetes API unreachable"
+    provider.failing["grant"] = error
     provider.transient.add("grant")
     with pytest.raises(GrantDelayed):
         service.approve(request.id, approver="UAPPROVER")
-    waiting = service.store.get(request.id)
+    return request.id
+
+
+def test_a_transient_grant_failure_is_retried_with_backoff_not_failed(
+    service: AccessService, provider: FakeProvider, clock: FakeClock
+) -> None:
+    request_id = approved_while_the_cluster_fails(service, provider, "Kubernetes API unreachable")
+    waiting = service.store.get(request_id)
     assert waiting is not None and waiting.state is State.APPROVED
     assert waiting.cause == "retrying: Kubernetes API unreachable" and waiting.attempts == 1
     assert expiry.resume_approved(service) == 0  # backing off: not yet
     clock.advance(seconds=2)
     expiry.resume_approved(service)
     assert provider.count("grant") == 2
-    again = service.store.get(request.id)
+    again = service.store.get(request_id)
     assert again is not None and again.attempts == 2 and again.state is State.APPROVED
     del provider.failing["grant"]
     clock.advance(seconds=4)
     assert expiry.resume_approved(service) == 1
-    granted = service.store.get(request.id)
+    granted = service.store.get(request_id)
     assert granted is not None and granted.state is State.ACTIVE and granted.cause is None
-    actions = [e.action for e in service.store.audit_trail(request.id)]
+    actions = [e.action for e in service.store.audit_trail(request_id)]
     assert actions.count("grant_retry") == 1 and "grant_failed" not in actions
 
 
 def test_retries_end_after_the_window_and_only_then_fail(
     service: AccessService, provider: FakeProvider, clock: FakeClock
 ) -> None:
-    request = service.submit(Draft("UREQ", "alice", "edit", "production", None, "x"))
-    provider.failing["grant"] = "503 Service Unavailable"
-    provider.transient.add("grant")
-    with pytest.raises(GrantDelayed):
-        service.approve(request.id, approver="UAPPROVER")
+    request_id = approved_while_the_cluster_fails(service, provider, "503 Service Unavailable")
     clock.advance(seconds=RETRY_WINDOW.total_seconds() + 1)
     expiry.resume_approved(service)
-    failed = service.store.get(request.id)
+    failed = service.store.get(request_id)
     assert failed is not None and failed.state is State.FAILED
     assert failed.cause == "503 Service Unavailable"
 
