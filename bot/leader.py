@@ -86,7 +86,7 @@ class Leadership:
                 taken = connection.execute(
                     self._take, {"me": self.holder, "lease": self.lease, "name": self.name}
                 ).rowcount
-        except sa.exc.DBAPIError as error:
+        except sa.exc.SQLAlchemyError as error:  # unreachable, pool exhausted, ...
             log.warning("cannot renew the leadership lease: %s", type(error).__name__)
             return self._observe(False, started)
         return self._observe(taken == 1, started)
@@ -117,7 +117,7 @@ class Leadership:
                     ),
                     {"name": self.name, "me": self.holder},
                 )
-        except sa.exc.DBAPIError:
+        except sa.exc.SQLAlchemyError:
             log.warning("could not release the leadership lease; it ends on its own")
 
     def _observe(self, leading: bool, started: float) -> bool:

@@ -142,8 +142,10 @@ def test_a_slow_grant_is_never_run_twice(h: Harness) -> None:
     assert creates_of(h, request) == 1
 
 
-def test_a_slow_sweep_does_not_delay_an_expiry(tmp_path: Path) -> None:
-    with running_bot(tmp_path, timers=True, scheduler={"sweep_interval": "1s"}) as h:
+def test_a_slow_sweep_does_not_delay_an_expiry(tmp_path: Path, database_url: str) -> None:
+    with running_bot(
+        tmp_path, database=database_url, timers=True, scheduler={"sweep_interval": "1s"}
+    ) as h:
         # Every all-namespaces list (the sweep's) takes 8 s; reads by name stay fast.
         h.kube.delay_next(
             method="GET", resource="rolebindings", namespace="", seconds=8, times=1000
