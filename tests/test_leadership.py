@@ -158,9 +158,10 @@ def test_the_renewer_keeps_a_busy_leader_leading(lease_engines: Callable[[], Eng
 def test_a_tick_during_a_sweep_never_turns_an_expiry_into_drift(tmp_path: Path) -> None:
     """The next tick fires while a sweep is between listing bindings and checking drift.
 
-    Were the tick to expire a grant in that window (delete, then record), the sweep
-    would find an active request without a binding and report it deleted outside
-    jitsudo. The timers never run the two at once.
+    Tick and sweep run side by side (a slow sweep must not delay an expiry). An
+    ending is marked `revoking` before its delete, and drift only looks at active
+    requests, so a grant the tick ends in that window is never reported deleted
+    outside jitsudo, and it is recorded expired exactly once.
     """
     store = open_store(f"sqlite:///{tmp_path}/jitsudo.db")
     provider, clock = FakeProvider(), FakeClock()
@@ -187,11 +188,13 @@ def test_a_tick_during_a_sweep_never_turns_an_expiry_into_drift(tmp_path: Path) 
     store.transition = late_in_the_tick  # type: ignore[method-assign]
     list_managed = provider.list_managed
 
+    ticks: list[threading.Thread] = []
+
     def listing_while_the_next_tick_fires() -> Iterator[ManagedBinding]:
         clock.advance(seconds=1)
-        tick = threading.Thread(target=timers.tick, name="tick")
-        tick.start()
-        tick.join(timeout=1)  # a tick that went ahead is now stuck before its UPDATE
+        ticks.append(threading.Thread(target=timers.tick, name="tick"))
+        ticks[0].start()
+        ticks[0].join(timeout=1)  # a tick that went ahead is now stuck before its UPDATE
         yield from list_managed()
 
     provider.list_managed = listing_while_the_next_tick_fires  # type: ignore[method-assign]
@@ -199,6 +202,7 @@ def test_a_tick_during_a_sweep_never_turns_an_expiry_into_drift(tmp_path: Path) 
         assert timers.leadership.check()  # this replica leads
         timers.sweep()
         recorded.set()
+        ticks[0].join(timeout=10)  # the held-back tick finishes what it started
         timers.tick()
         ended = store.get(request.id)
         assert ended is not None and ended.state is State.EXPIRED
