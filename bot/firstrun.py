@@ -197,9 +197,10 @@ def _indented(first: str, text: str) -> list[str]:
 def _env_hint() -> list[str]:
     """jitsudo-bot reads secrets from the environment only, so say how .env gets there."""
     if Path(".env").exists():
+        # Whether it was loaded and left empty, or never loaded, the same two steps fix it.
         return [
-            "./.env exists, but jitsudo-bot reads only the environment: load it into this shell,",
-            f"then start again:  {LOAD_ENV}",
+            "./.env exists: fill in the values named above, then load it into this shell",
+            f"(jitsudo-bot reads only the environment) and start again:  {LOAD_ENV}",
         ]
     copy = f"cp {_example('.env.example')} .env"
     width = max(len(copy), len(LOAD_ENV)) + 3

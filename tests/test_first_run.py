@@ -89,7 +89,7 @@ def test_with_the_example_copied_the_mode_comes_from_it(tmp_path: Path) -> None:
     assert "slack.approval_channel is the example's placeholder C0123456789" in report
     assert "slack.approvers holds the example's placeholder U0123456789" in report
     # .env is there but not loaded: say exactly that
-    assert "./.env exists, but jitsudo-bot reads only the environment" in report
+    assert "./.env exists: fill in the values named above, then load it" in report
     assert LOAD_ENV in report
     assert "xoxb-in-the-file-only" not in report
 
