@@ -17,6 +17,11 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/jitsudo-bot serve
 
+# One request from start to end against the test suite's Slack and Kubernetes stand-ins.
+.PHONY: demo
+demo: $(STAMP)
+	$(BIN)/python -m tests.demo
+
 lint: $(STAMP)
 	$(BIN)/ruff check bot tests
 	$(BIN)/ruff format --check bot tests

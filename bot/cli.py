@@ -8,7 +8,15 @@ import logging
 import os
 import sys
 
-from bot.config import ConfigError, Settings, load_settings
+from bot.config import (
+    ConfigError,
+    Secrets,
+    Settings,
+    SlackSettings,
+    config_path,
+    load_settings,
+    read_secrets,
+)
 from bot.database import open_store
 
 log = logging.getLogger("bot")
@@ -56,6 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings(args.config)
     except ConfigError as error:
+        if args.command == "serve":  # serve names everything it lacks, not just the file
+            _report_gaps(None, read_secrets(os.environ), config=args.config, error=error)
+            return 2
         print(f"jitsudo-bot: {error}", file=sys.stderr)
         return 2
     if args.command == "db":
@@ -66,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         return _audit(settings, args.request_id)
     if args.command == "sweep":
         return _sweep(settings)
-    return _serve(settings)
+    return _serve(settings, config=args.config)
 
 
 def _audit(settings: Settings, request_id: str | None) -> int:
@@ -118,11 +129,30 @@ def _sweep(settings: Settings) -> int:
     return 0 if result.failed == 0 else 1
 
 
-def _serve(settings: Settings) -> int:
+def _serve(settings: Settings, *, config: str | None) -> int:
     from bot.runner import serve
 
+    if _report_gaps(settings.slack, settings.secrets, config=config):
+        return 2
     serve(settings)
     return 0
+
+
+def _report_gaps(
+    slack: SlackSettings | None,
+    secrets: Secrets,
+    *,
+    config: str | None,
+    error: ConfigError | None = None,
+) -> bool:
+    """Before anything starts, print every piece serve lacks with its fix (bot.firstrun)."""
+    from bot.firstrun import setup_gaps, setup_report
+
+    path = config_path(config, os.environ)
+    report = setup_report(setup_gaps(slack, secrets, config=path, config_error=error))
+    if report:
+        print(report, file=sys.stderr)
+    return bool(report)
 
 
 if __name__ == "__main__":
