@@ -1,4 +1,4 @@
-"""`jitsudo-bot serve | sweep | db upgrade | audit [ID]`: the operator's entry points."""
+"""`jitsudo-bot serve | doctor | sweep | db upgrade | audit [ID]`: the operator's entry points."""
 
 from __future__ import annotations
 
@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
 
     command("serve", "run the bot (Socket Mode or HTTP, per slack.mode)")
+    command("doctor", "check the config, database, Slack and cluster set-up; one line per check")
     command("sweep", "run the expiry sweeper once and print its counts")
     db = command("db", "database maintenance")
     db.add_argument("action", choices=["upgrade"], help="apply migrations")
@@ -53,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     from bot.logs import configure_logging
 
     configure_logging(os.environ.get("JITSUDO_LOG_LEVEL") or "INFO")
+    if args.command == "doctor":
+        return _doctor(args.config)
     try:
         settings = load_settings(args.config)
     except ConfigError as error:
@@ -84,6 +87,14 @@ def _audit(settings: Settings, request_id: str | None) -> int:
             )
         )
     return 0
+
+
+def _doctor(config: str | None) -> int:
+    """The doctor loads the config itself: a config that fails is its first FAIL line."""
+    from bot.doctor import run
+    from bot.wiring import doctor_sections
+
+    return run(config, sections=doctor_sections())
 
 
 def _sweep(settings: Settings) -> int:

@@ -227,10 +227,27 @@ def parse_settings(document: Mapping[str, Any], env: Mapping[str, str]) -> Setti
     return settings.model_copy(update={"secrets": secrets, "database": database})
 
 
+def missing_secrets(settings: Settings) -> list[str]:
+    """The secrets slack.mode needs that the environment does not set, named as variables."""
+    secrets = settings.secrets
+    missing = [] if secrets.slack_bot_token.get_secret_value() else ["SLACK_BOT_TOKEN"]
+    if settings.slack.mode == "http" and not secrets.slack_signing_secret.get_secret_value():
+        missing.append("SLACK_SIGNING_SECRET (required in HTTP mode)")
+    if settings.slack.mode == "socket" and not secrets.slack_app_token.get_secret_value():
+        missing.append("SLACK_APP_TOKEN (required in Socket Mode)")
+    return missing
+
+
+def config_file(path: str | None = None, env: Mapping[str, str] | None = None) -> Path:
+    """The file --config, JITSUDO_CONFIG or the default names, in that order."""
+    env = os.environ if env is None else env
+    return Path(path or env.get("JITSUDO_CONFIG") or DEFAULT_CONFIG_PATH)
+
+
 def load_settings(path: str | None = None, env: Mapping[str, str] | None = None) -> Settings:
     """Read the file named by --config, JITSUDO_CONFIG or ./jitsudo.yaml."""
     env = os.environ if env is None else env
-    file = Path(path or env.get("JITSUDO_CONFIG") or DEFAULT_CONFIG_PATH)
+    file = config_file(path, env)
     try:
         document = yaml.safe_load(file.read_text()) or {}
     except FileNotFoundError:

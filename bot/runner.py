@@ -8,7 +8,7 @@ from typing import Any
 
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 
-from bot.config import Settings
+from bot.config import Settings, missing_secrets
 from bot.leader import Leadership
 from bot.scheduler import Timers
 from bot.server import make_http_server
@@ -40,12 +40,7 @@ def socket_mode_handler(bot: Bot) -> SocketModeHandler:
 
 def check_secrets(settings: Settings) -> None:
     """Refuse to start without the secrets the chosen mode needs, naming the variable."""
-    secrets = settings.secrets
-    missing = [] if secrets.slack_bot_token.get_secret_value() else ["SLACK_BOT_TOKEN"]
-    if settings.slack.mode == "http" and not secrets.slack_signing_secret.get_secret_value():
-        missing.append("SLACK_SIGNING_SECRET (required in HTTP mode)")
-    if settings.slack.mode == "socket" and not secrets.slack_app_token.get_secret_value():
-        missing.append("SLACK_APP_TOKEN (required in Socket Mode)")
+    missing = missing_secrets(settings)
     if not settings.slack.approval_channel:
         missing.append("slack.approval_channel in the config file")
     if missing:
