@@ -99,7 +99,7 @@ def _secrets(settings: Settings) -> Check:
             "secrets",
             f"not set: {', '.join(missing)}; export them (see .env.example) and run doctor again",
         )
-    return passed("secrets", f"all that slack.mode {settings.slack.mode} needs are set")
+    return passed("secrets", f"set for slack.mode {settings.slack.mode}")
 
 
 def _guarded(section: Section, settings: Settings) -> Iterable[Check]:

@@ -304,11 +304,13 @@ def test_an_unreachable_cluster(setup: Setup) -> None:
     setup.kubeconfig.write_text(yaml.safe_dump(config))
     code, lines = setup.doctor()
     assert code == 1
-    assert failures(lines) == [
-        f"FAIL cluster: cannot reach the Kubernetes API at {closed} (MaxRetryError); check "
-        "that the cluster is up and that providers.kubernetes.kubeconfig points at it",
-        "FAIL rbac, roles: not checked until the cluster answers",
-    ]
+    [cluster, skipped] = failures(lines)
+    assert cluster.startswith(f"FAIL cluster: cannot reach the Kubernetes API at {closed} (")
+    assert "Connection refused" in cluster
+    assert cluster.endswith(
+        "); check that the cluster is up and that providers.kubernetes.kubeconfig points at it"
+    )
+    assert skipped == "FAIL rbac, roles: not checked until the cluster answers"
 
 
 def test_credentials_the_cluster_refuses(setup: Setup) -> None:

@@ -76,7 +76,7 @@ def _config_problem(kubeconfig: str, error: Exception) -> str:
     if not kubeconfig:
         return (
             f"not running in a cluster and providers.kubernetes.kubeconfig is empty ({error}); "
-            "set it to a kubeconfig file, or run the bot in the cluster as jitsudo-bot"
+            "set it to a kubeconfig file, or run doctor in the bot's pod (its ServiceAccount)"
         )
     return (
         f"cannot load the kubeconfig {kubeconfig} ({type(error).__name__}: "
@@ -97,10 +97,17 @@ def _version(api: client.ApiClient) -> Check:
     except (urllib3.exceptions.HTTPError, OSError) as error:
         return failed(
             "cluster",
-            f"cannot reach the Kubernetes API at {host} ({type(error).__name__}); check that "
+            f"cannot reach the Kubernetes API at {host} ({_network_reason(error)}); check that "
             "the cluster is up and that providers.kubernetes.kubeconfig points at it",
         )
     return passed("cluster", f"Kubernetes {info.git_version} at {host}")
+
+
+def _network_reason(error: Exception) -> str:
+    """The innermost cause, e.g. "NewConnectionError: [Errno 111] Connection refused"."""
+    reason = getattr(error, "reason", None) or error
+    text = str(reason).rsplit(": ", 1)[-1].strip(" ()'\"")[:120]
+    return f"{type(reason).__name__}: {text}" if text else type(reason).__name__
 
 
 def _host(url: str) -> str:
