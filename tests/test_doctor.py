@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 import yaml
 from alembic.runtime.migration import MigrationContext
 
@@ -363,6 +364,30 @@ def test_a_database_behind_head_is_not_migrated(database_url: str, tmp_path: Pat
         with engine.connect() as connection:  # the doctor looked, and changed nothing
             assert MigrationContext.configure(connection).get_current_revision() == "0001"
         engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("revision", "fix"),
+    [
+        (None, "the database has no jitsudo tables yet; run `jitsudo-bot db upgrade`"),
+        ("0099", "the database is at revision 0099, which this jitsudo-bot does not know"),
+    ],
+    ids=["empty", "newer"],
+)
+def test_an_empty_or_newer_database(setup: Setup, revision: str | None, fix: str) -> None:
+    path = setup.tmp_path / "other.db"
+    engine = sa.create_engine(f"sqlite:///{path}")
+    with engine.begin() as connection:
+        connection.execute(sa.text("CREATE TABLE unrelated (id INTEGER)"))
+        if revision:  # what a newer jitsudo-bot's migration would have left
+            connection.execute(sa.text("CREATE TABLE alembic_version (version_num TEXT)"))
+            connection.execute(sa.text(f"INSERT INTO alembic_version VALUES ('{revision}')"))
+    engine.dispose()
+    setup.document["database"]["url"] = f"sqlite:///{path}"
+    code, lines = setup.doctor()
+    assert code == 1
+    [line] = failures(lines)
+    assert line.startswith(f"FAIL database migrations: {fix}")
 
 
 def test_an_unreachable_database_hides_its_password(setup: Setup) -> None:
