@@ -115,6 +115,9 @@ def _guarded(section: Section, settings: Settings) -> Iterable[Check]:
 
 
 def _one_line(text: str) -> str:
-    """ConfigError messages list one key per line; a doctor line is one line."""
+    """A doctor line is one line: "invalid configuration:" lists keys, one per line, which
+    become "; "-separated; anything else (a YAML error with its excerpt) is just joined."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return " ".join([*lines[:1], "; ".join(lines[1:])]).strip()
+    if len(lines) > 1 and lines[0].endswith(":"):
+        return f"{lines[0]} {'; '.join(lines[1:])}"
+    return " ".join(text.split())

@@ -432,6 +432,21 @@ def test_an_unreadable_config_exits_2_and_skips_the_rest(setup: Setup) -> None:
     assert setup.slack.calls == [] and not any(r.user == BOT_USER for r in setup.kube.requests)
 
 
+def test_every_config_problem_is_one_line(setup: Setup) -> None:
+    path = setup.tmp_path / "broken.yaml"
+    path.write_text("slack:\n  mode: pigeon\n  port: 0\n")
+    lines: list[str] = []
+    assert doctor.run(str(path), sections=[], env=setup.env, out=lines.append) == 2
+    [config, _] = lines
+    assert config.startswith("FAIL config: invalid configuration: slack.mode: Input should be ")
+    assert "; slack.port: Input should be greater than or equal to 1" in config
+    path.write_text("slack: [1\n")
+    lines.clear()
+    assert doctor.run(str(path), sections=[], env=setup.env, out=lines.append) == 2
+    assert lines[0].startswith(f"FAIL config: {path} is not valid YAML: while parsing")
+    assert "\n" not in lines[0]
+
+
 def test_a_check_that_crashes_is_a_fail_line_and_the_rest_still_run(setup: Setup) -> None:
     def crashing(_: Any) -> Iterator[doctor.Check]:
         yield doctor.passed("first")
