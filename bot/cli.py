@@ -1,4 +1,4 @@
-"""`jitsudo-bot serve | sweep | db upgrade | audit [ID]`: the operator's entry points."""
+"""`jitsudo-bot serve | doctor | sweep | db upgrade | audit [ID]`: the operator's entry points."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Callable
 
 from bot.config import (
     ConfigError,
@@ -47,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
 
     command("serve", "run the bot (Socket Mode or HTTP, per slack.mode)")
+    command("doctor", "check the config, database, Slack and cluster set-up; one line per check")
     command("sweep", "run the expiry sweeper once and print its counts")
     db = command("db", "database maintenance")
     db.add_argument("action", choices=["upgrade"], help="apply migrations")
@@ -61,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     from bot.logs import configure_logging
 
     configure_logging(os.environ.get("JITSUDO_LOG_LEVEL") or "INFO")
+    if args.command == "doctor":
+        return _doctor(args.config)
     try:
         settings = load_settings(args.config)
     except ConfigError as error:
@@ -69,15 +73,19 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         print(f"jitsudo-bot: {error}", file=sys.stderr)
         return 2
-    if args.command == "db":
-        open_store(settings.database.url)
-        print("database is up to date")
-        return 0
-    if args.command == "audit":
-        return _audit(settings, args.request_id)
-    if args.command == "sweep":
-        return _sweep(settings)
-    return _serve(settings, config=args.config)
+    verbs: dict[str, Callable[[], int]] = {
+        "db": lambda: _db_upgrade(settings),
+        "audit": lambda: _audit(settings, args.request_id),
+        "sweep": lambda: _sweep(settings),
+        "serve": lambda: _serve(settings, config=args.config),
+    }
+    return verbs[args.command]()
+
+
+def _db_upgrade(settings: Settings) -> int:
+    open_store(settings.database.url)
+    print("database is up to date")
+    return 0
 
 
 def _audit(settings: Settings, request_id: str | None) -> int:
@@ -95,6 +103,14 @@ def _audit(settings: Settings, request_id: str | None) -> int:
             )
         )
     return 0
+
+
+def _doctor(config: str | None) -> int:
+    """The doctor loads the config itself: a config that fails is its first FAIL line."""
+    from bot.doctor import run
+    from bot.wiring import doctor_sections
+
+    return run(config, sections=doctor_sections())
 
 
 def _sweep(settings: Settings) -> int:

@@ -239,6 +239,17 @@ def parse_settings(document: Mapping[str, Any], env: Mapping[str, str]) -> Setti
     return settings.model_copy(update={"secrets": secrets, "database": database})
 
 
+def missing_secrets(settings: Settings) -> list[str]:
+    """The secrets slack.mode needs that the environment does not set, named as variables."""
+    secrets = settings.secrets
+    missing = [] if secrets.slack_bot_token.get_secret_value() else ["SLACK_BOT_TOKEN"]
+    if settings.slack.mode == "http" and not secrets.slack_signing_secret.get_secret_value():
+        missing.append("SLACK_SIGNING_SECRET (required in HTTP mode)")
+    if settings.slack.mode == "socket" and not secrets.slack_app_token.get_secret_value():
+        missing.append("SLACK_APP_TOKEN (required in Socket Mode)")
+    return missing
+
+
 def config_path(path: str | None, env: Mapping[str, str]) -> Path:
     """The file named by --config, else JITSUDO_CONFIG, else ./jitsudo.yaml."""
     return Path(path or env.get("JITSUDO_CONFIG") or DEFAULT_CONFIG_PATH)

@@ -1,6 +1,7 @@
 """The one wiring function: settings in, a runnable bot out.
 
 Called by the CLI and by the end-to-end tests, so both run the same graph.
+`doctor_sections` composes the doctor's checks the same way.
 """
 
 from __future__ import annotations
@@ -10,14 +11,18 @@ from dataclasses import dataclass
 from slack_bolt import App
 from slack_sdk import WebClient
 
+from bot import database
 from bot.config import Settings
 from bot.database import open_store
+from bot.doctor import Section
 from bot.outbox import OutboxWorker
 from bot.policy import Policy
 from bot.ports import Clock, SystemClock
+from bot.providers import kubernetes_checks
 from bot.providers.kubernetes import KubernetesProvider, api_client_from
 from bot.server import JitsudoWsgi
 from bot.service import AccessService
+from bot.slack import doctor as slack_doctor
 from bot.slack import listeners
 from bot.slack.app import build_app, web_client
 from bot.slack.notifier import SlackNotifier
@@ -81,3 +86,22 @@ def build_bot(settings: Settings, *, clock: Clock | None = None) -> Bot:
         outbox=outbox,
         app=app,
     )
+
+
+def doctor_sections() -> list[Section]:
+    """What `jitsudo-bot doctor` checks after the config, in order; nothing connects here."""
+    return [
+        Section("database", lambda settings: database.check(settings.database.url)),
+        Section(
+            "slack",
+            lambda settings: slack_doctor.check(
+                web_client(settings), channels=[settings.slack.approval_channel]
+            ),
+        ),
+        Section(
+            "cluster",
+            lambda settings: kubernetes_checks.check(
+                settings.kubernetes.kubeconfig, roles=list(settings.policy.roles)
+            ),
+        ),
+    ]

@@ -1064,6 +1064,28 @@ def test_self_subject_access_review(bot: client.ApiClient) -> None:
     assert not ask("get", "secrets", group="", namespace="production").allowed
 
 
+def test_any_authenticated_user_may_review_itself_and_read_the_version(
+    api: KubeApiServer, tmp_path: Path
+) -> None:
+    """system:basic-user and system:public-info-viewer, bound to system:authenticated as
+    upstream's bootstrap policy does: a user with no bindings of its own still asks."""
+    nobody = user_client(api, tmp_path, "nobody")
+    attrs = client.V1ResourceAttributes(
+        verb="bind", group=RBAC, resource="clusterroles", name="edit"
+    )
+    review = client.V1SelfSubjectAccessReview(
+        spec=client.V1SelfSubjectAccessReviewSpec(resource_attributes=attrs)
+    )
+    answer = client.AuthorizationV1Api(nobody).create_self_subject_access_review(review)
+    assert answer.status.allowed is False
+    assert client.VersionApi(nobody).get_code().git_version == "v1.33.0"
+    basic = client.RbacAuthorizationV1Api(nobody)
+    assert failure(basic.read_cluster_role_binding, "system:basic-user")[0] == 403
+    api.delete(f"{RBAC}/v1", "clusterrolebindings", "system:basic-user")
+    code, _ = failure(client.AuthorizationV1Api(nobody).create_self_subject_access_review, review)
+    assert code == 403
+
+
 def test_subject_access_review_needs_permission(
     api: KubeApiServer, admin: client.ApiClient, bot: client.ApiClient
 ) -> None:
