@@ -201,7 +201,11 @@ def runtime_closure() -> set[str]:
 
 
 def test_the_lock_pins_exactly_the_runtime_dependencies() -> None:
-    assert set(pins()) == runtime_closure()
+    locked, needed = set(pins()), runtime_closure()
+    assert locked == needed, (
+        f"requirements.lock lacks {sorted(needed - locked)} and has extra "
+        f"{sorted(locked - needed)}: run `make lock`, then `make install`"
+    )
 
 
 def test_the_lock_satisfies_pyproject() -> None:
@@ -209,7 +213,10 @@ def test_the_lock_satisfies_pyproject() -> None:
     for line in PYPROJECT["project"]["dependencies"]:
         requirement = Requirement(line)
         version = locked[canonicalize_name(requirement.name)]
-        assert requirement.specifier.contains(version, prereleases=True), (line, version)
+        assert requirement.specifier.contains(version, prereleases=True), (
+            f"requirements.lock pins {requirement.name}=={version}, outside {line!r}: "
+            "run `make lock`"
+        )
 
 
 def test_the_venv_runs_the_locked_versions() -> None:

@@ -321,3 +321,33 @@ def test_the_shipped_placeholders_stop_the_real_bot_naming_what_to_set(tmp_path:
         "jitsudo-bot: not set: SLACK_BOT_TOKEN, SLACK_APP_TOKEN (required in Socket Mode), "
         "slack.approval_channel in the config file"
     )
+
+
+def test_an_operators_overlay_fills_in_config_secrets_and_image(tmp_path: Path) -> None:
+    """The README's recipe: an overlay outside the repo replaces the config and the
+    Secret templates from local files and points at a pushed image."""
+    config = (BASE / "jitsudo.yaml").read_text()
+    (tmp_path / "jitsudo.yaml").write_text(
+        config.replace('approval_channel: ""', "approval_channel: C0123456789")
+    )
+    (tmp_path / "slack.env").write_text("SLACK_BOT_TOKEN=xoxb-1\nSLACK_APP_TOKEN=xapp-1\n")
+    (tmp_path / "database.env").write_text("DATABASE_URL=postgresql://jitsudo:pw@db:5432/jitsudo\n")
+    kustomization = {
+        "resources": [os.path.relpath(HA, tmp_path)],
+        "images": [{"name": "jitsudo-bot", "newName": "registry.example.com/jitsudo-bot"}],
+        "configMapGenerator": [
+            {"name": "jitsudo-config", "behavior": "replace", "files": ["jitsudo.yaml"]}
+        ],
+        "secretGenerator": [
+            {"name": "jitsudo-slack", "behavior": "replace", "envs": ["slack.env"]},
+            {"name": "jitsudo-database", "behavior": "replace", "envs": ["database.env"]},
+        ],
+    }
+    (tmp_path / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
+    objects = [d for d in yaml.safe_load_all(kubectl("kustomize", str(tmp_path))) if d]
+    assert settings(objects).slack.approval_channel == "C0123456789"
+    assert container(objects)["image"] == "registry.example.com/jitsudo-bot:0.1.0"
+    slack = the(objects, "Secret", "jitsudo-slack")
+    assert set(slack["data"]) == {"SLACK_BOT_TOKEN", "SLACK_APP_TOKEN"}
+    assert "stringData" not in slack  # no empty placeholder is left beside them
+    assert set(the(objects, "Secret", "jitsudo-database")["data"]) == {"DATABASE_URL"}
