@@ -25,7 +25,7 @@ from tests.kubeapi import ApiError, KubeApiServer, RecordedRequest
 
 RBAC = "rbac.authorization.k8s.io"
 RBAC_V1 = f"{RBAC}/v1"
-MANIFEST = Path(__file__).resolve().parent.parent / "manifests" / "rbac.yaml"
+MANIFEST = Path(__file__).resolve().parent.parent / "manifests" / "base" / "rbac" / "rbac.yaml"
 BOT = "system:serviceaccount:jitsudo:jitsudo-bot"
 BOT_GROUPS = ["system:serviceaccounts", "system:serviceaccounts:jitsudo"]
 
@@ -770,7 +770,7 @@ def test_dry_run_all_persists_nothing(
     )
 
 
-# ---- authorization: the bot with manifests/rbac.yaml ----
+# ---- authorization: the bot with manifests/base/rbac/rbac.yaml ----
 
 
 @pytest.mark.parametrize("role", ["view", "edit", "admin", "cluster-admin"])
