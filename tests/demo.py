@@ -3,7 +3,7 @@
 A thin driver over tests.harness.running_bot, the bot of the end-to-end tests:
 the real wiring in HTTP mode with its real timers and a SQLite database, a
 Slack Web API stand-in (tests/slackapi) and a Kubernetes API-server stand-in
-(tests/kubeapi) that authorizes the bot only by manifests/rbac.yaml. The demo
+(tests/kubeapi) that authorizes the bot only by manifests/base/rbac/rbac.yaml. The demo
 types the slash command and clicks Approve as Slack would (signed requests over
 HTTP), then prints what everyone sees as it happens: the replies, messages and
 DMs (Block Kit rendered as plain text by `render_blocks`), the RoleBinding as
@@ -52,7 +52,7 @@ jitsudo demo: one access request, start to end, on this machine.
 The bot is the real one (HTTP mode, real timers, SQLite). Slack and Kubernetes are
 the stand-ins of the test suite on loopback: a Slack Web API that records what the
 bot sends, and a Kubernetes API server that lets the bot do only what
-manifests/rbac.yaml allows. @alice asks for access, @bob approves; the grant lasts
+manifests/base/rbac/rbac.yaml allows. @alice asks for access, @bob approves; the grant lasts
 {GRANT} so you can watch it end, and the expiry warning comes {WARNING} before.
 """
 

@@ -1,7 +1,7 @@
 """`jitsudo-bot doctor` against the stand-ins: a correct set-up, and each way it can be wrong.
 
 The real WebClient asks the Slack stand-in, the real kubernetes client asks the
-API-server stand-in (the bot authorized only by manifests/rbac.yaml), and the
+API-server stand-in (the bot authorized only by manifests/base/rbac/rbac.yaml), and the
 databases are real SQLite files and PostgreSQL databases.
 """
 
@@ -40,7 +40,7 @@ from tests.slackapi import SlackApiServer
 from tests.slackapi.models import DEFAULT_SCOPES
 from tests.subprocess_bot import _child_env, _command, free_port
 
-SLACK_MANIFEST = MANIFEST.parent / "slack-app.yaml"
+SLACK_MANIFEST = Path(__file__).parent.parent / "manifests" / "slack-app.yaml"
 ROLES = ["view", "edit", "admin", "cluster-admin"]
 # Every check of a correct set-up, in order (the part of each line before its detail).
 ALL_OK = [
@@ -121,7 +121,7 @@ def failures(lines: list[str]) -> list[str]:
 
 
 def rbac_with_bind_on(kube: KubeApiServer, roles: list[str]) -> None:
-    """Apply manifests/rbac.yaml's ClusterRole with another resourceNames list for `bind`."""
+    """Apply the shipped ClusterRole with another resourceNames list for `bind`."""
     documents = [d for d in yaml.safe_load_all(MANIFEST.read_text()) if d]
     [manager] = [d for d in documents if d["kind"] == "ClusterRole"]
     rules = copy.deepcopy(manager["rules"])
@@ -266,7 +266,7 @@ def test_a_missing_bind_on_one_grantable_role(setup: Setup) -> None:
     assert failures(lines) == [
         "FAIL rbac bind admin: the bot may not bind ClusterRole admin, so Kubernetes refuses "
         'to grant it; add "admin" to the resourceNames of the bind rule in '
-        "manifests/rbac.yaml, then kubectl apply -f manifests/rbac.yaml"
+        "manifests/base/rbac/rbac.yaml, then kubectl apply -f manifests/base/rbac/rbac.yaml"
     ]
 
 

@@ -20,7 +20,7 @@ from kubernetes.client.exceptions import ApiException
 from bot.doctor import Check, failed, passed, skipped
 from bot.providers.kubernetes import RBAC_GROUP, TIMEOUT, api_client_from
 
-APPLY = "then kubectl apply -f manifests/rbac.yaml"
+APPLY = "then kubectl apply -f manifests/base/rbac/rbac.yaml"
 MANAGED = ("create", "get", "list", "delete", "patch")
 
 
@@ -155,7 +155,7 @@ def _bind(authz: client.AuthorizationV1Api, role: str) -> Check:
     return failed(
         f"rbac bind {role}",
         f"the bot may not bind ClusterRole {role}, so Kubernetes refuses to grant it; add "
-        f'"{role}" to the resourceNames of the bind rule in manifests/rbac.yaml, {APPLY}',
+        f'"{role}" to the resourceNames of the bind rule in manifests/base/rbac/rbac.yaml, {APPLY}',
     )
 
 
