@@ -28,7 +28,6 @@ import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from itertools import chain, pairwise
 from typing import Literal, TextIO
 
 from sqlalchemy.engine import Engine
@@ -158,6 +157,15 @@ class _Walk:
         return None
 
 
+def _with_next(events: Iterator[AuditEvent]) -> Iterator[tuple[AuditEvent, AuditEvent | None]]:
+    """Each event with the one after it (None after the last): the walk looks one ahead."""
+    current = next(events, None)
+    while current is not None:
+        following = next(events, None)
+        yield current, following
+        current = following
+
+
 def verify(engine: Engine) -> Verdict:
     """Walk the whole chain and the head; the first break found, or none."""
     head = auditlog.head(engine)
@@ -165,9 +173,7 @@ def verify(engine: Engine) -> Verdict:
         missing = Break("removed", None, ": the audit_head row is missing (removed)")
         return Verdict(events=0, last_hash=GENESIS, broken=missing)
     walk = _Walk()
-    events = auditlog.events(engine, up_to=head.seq)
-    for event, following in pairwise(chain(events, [None])):
-        assert event is not None  # only the sentinel is None, and it is never first
+    for event, following in _with_next(auditlog.events(engine, up_to=head.seq)):
         broken = walk.step(event, following)
         if broken is not None:
             return Verdict(events=walk.expected - 1, last_hash=walk.link, broken=broken)
@@ -226,11 +232,9 @@ def parse_time(text: str) -> datetime:
     """`--since`: ISO 8601 as Python reads it (date, date and time, Z or offset); UTC if naive."""
     try:
         value = datetime.fromisoformat(text.strip())
-    except ValueError:
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
+    except (ValueError, OverflowError):  # overflow: 0001-01-01T00:00+01:00 is before year 1
         raise argparse.ArgumentTypeError(f"{text!r} is not a time; {TIME_FORMS}") from None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
 
 
 def parse_target(text: str) -> str:
