@@ -52,9 +52,35 @@ def build_parser() -> argparse.ArgumentParser:
     command("sweep", "run the expiry sweeper once and print its counts")
     db = command("db", "database maintenance")
     db.add_argument("action", choices=["upgrade"], help="apply migrations")
-    audit = command("audit", "print the audit trail as JSON lines")
-    audit.add_argument("request_id", nargs="?", help="only this request")
+    _audit_arguments(command("audit", AUDIT_HELP))
     return parser
+
+
+AUDIT_HELP = (
+    "the audit log: print it as JSON lines (all, or one REQUEST_ID), verify its hash chain, "
+    "or export it with the hashes"
+)
+
+
+def _audit_arguments(audit: argparse.ArgumentParser) -> None:
+    """One positional, not sub-commands: `audit REQUEST_ID` must keep working beside them."""
+    from bot.audit import FORMATS, TIME_FORMS, parse_target, parse_time
+
+    audit.add_argument(
+        "target",
+        nargs="?",
+        type=parse_target,
+        metavar="verify | export | REQUEST_ID",
+        help="verify: check the chain (exit 0 intact, 1 broken); export: print every event "
+        "with seq, prev_hash and hash; REQUEST_ID: only this request's trail",
+    )
+    audit.add_argument(
+        "--since",
+        type=parse_time,
+        metavar="TIME",
+        help=f"export: events at or after TIME; {TIME_FORMS}",
+    )
+    audit.add_argument("--format", choices=FORMATS, help="export: jsonl (default) or csv")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     verbs: dict[str, Callable[[], int]] = {
         "db": lambda: _db_upgrade(settings),
-        "audit": lambda: _audit(settings, args.request_id),
+        "audit": lambda: _audit(settings, args),
         "sweep": lambda: _sweep(settings),
         "serve": lambda: _serve(settings, config=args.config),
     }
@@ -88,21 +114,17 @@ def _db_upgrade(settings: Settings) -> int:
     return 0
 
 
-def _audit(settings: Settings, request_id: str | None) -> int:
-    store = open_store(settings.database.url)
-    for event in store.audit_trail(request_id):
-        print(
-            json.dumps(
-                {
-                    "at": event.at.isoformat(),
-                    "actor": event.actor,
-                    "action": event.action,
-                    "request": event.request_id,
-                    "details": json.loads(event.details),
-                }
-            )
-        )
-    return 0
+def _audit(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.audit import run
+
+    return run(
+        settings.database.url,
+        target=args.target,
+        since=args.since,
+        output=args.format,
+        out=sys.stdout,
+        err=sys.stderr,
+    )
 
 
 def _doctor(config: str | None) -> int:
