@@ -70,7 +70,28 @@ def check(url: str) -> Iterator[Check]:
     finally:
         engine.dispose()
     yield passed("database", f"reachable at {shown}")
-    yield _migrations(current)
+    migrations = _migrations(current)
+    yield migrations
+    if migrations.ok:
+        yield _audit_chain(url)
+
+
+def _audit_chain(url: str) -> Check:
+    """The audit log's hash chain is whole (bot.audit.verify), on the live database."""
+    from bot.audit import verify
+
+    engine = make_engine(url)
+    try:
+        verdict = verify(engine)
+    finally:
+        engine.dispose()
+    if verdict.broken is None:
+        return passed("audit chain", verdict.line.removeprefix("audit chain "))
+    return failed(
+        "audit chain",
+        f"{verdict.line}; someone wrote to audit_events behind the bot: keep the database "
+        "as it is, see `jitsudo-bot audit export`, and find who had write access",
+    )
 
 
 def _migrations(current: set[str]) -> Check:

@@ -48,6 +48,7 @@ ALL_OK = [
     "secrets",
     "database",
     "database migrations",
+    "audit chain",
     "slack auth.test",
     "slack scopes",
     f"slack approval channel {APPROVAL_CHANNEL}",
@@ -143,7 +144,8 @@ def test_a_correct_setup_passes_every_check_on_both_databases(
         assert lines[0] == f"ok  config ({tmp_path / 'jitsudo.yaml'})"
         assert f"ok  slack approval channel {APPROVAL_CHANNEL} (#capprovals, " in "\n".join(lines)
         assert f"ok  cluster (Kubernetes v1.33.0 at {setup.kube.url})" in lines
-        assert "ok  database migrations (at head 0003)" in lines
+        assert "ok  database migrations (at head 0004)" in lines
+        assert "ok  audit chain (intact: no events yet)" in lines
         assert BOT_TOKEN not in "\n".join(lines)
 
 
@@ -359,7 +361,7 @@ def test_a_database_behind_head_is_not_migrated(database_url: str, tmp_path: Pat
         assert code == 1
         assert failures(lines) == [
             "FAIL database migrations: the database is at revision 0001 but this version "
-            "needs 0003; run `jitsudo-bot db upgrade` (serve also migrates when it starts)"
+            "needs 0004; run `jitsudo-bot db upgrade` (serve also migrates when it starts)"
         ]
         with engine.connect() as connection:  # the doctor looked, and changed nothing
             assert MigrationContext.configure(connection).get_current_revision() == "0001"
@@ -460,7 +462,8 @@ def test_a_check_that_crashes_is_a_fail_line_and_the_rest_still_run(setup: Setup
         "ok  first",
         "FAIL broken: the check itself failed (RuntimeError); the log has the details",
         f"ok  database (reachable at sqlite:///{setup.tmp_path}/jitsudo.db)",
-        "ok  database migrations (at head 0003)",
+        "ok  database migrations (at head 0004)",
+        "ok  audit chain (intact: no events yet)",
     ]
 
 
@@ -476,3 +479,23 @@ def test_lines_are_redacted_even_if_a_check_quotes_a_token(setup: Setup) -> None
         out=lines.append,
     )
     assert lines[-1] == "FAIL leaky: Slack said [redacted] is [redacted]"
+
+
+def test_a_tampered_audit_event_fails_the_audit_chain_line(
+    tmp_path: Path, database_url: str
+) -> None:
+    from bot.database import open_store
+    from tests.factories import access_request
+
+    store = open_store(database_url)
+    request = access_request()
+    store.insert(request, actor="U1", notice=None)
+    with store.engine.begin() as connection:
+        connection.execute(sa.text("UPDATE audit_events SET actor = 'UEVIL'"))
+    store.engine.dispose()
+    with _setup(tmp_path, database_url) as setup:
+        code, lines = setup.doctor()
+    assert code == 1
+    [line] = [line for line in lines if "audit chain" in line]
+    assert line.startswith("FAIL audit chain: audit chain broken at seq 1"), line
+    assert "the event was changed" in line
