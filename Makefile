@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/jitsudo-bot serve
+	JITSUDO_LOG_FORMAT=$${JITSUDO_LOG_FORMAT:-console} $(BIN)/jitsudo-bot serve
 
 lint: $(STAMP)
 	$(BIN)/ruff check bot tests
