@@ -139,6 +139,17 @@ def test_provider_errors_are_counted_by_operation(tmp_path: Path) -> None:
         assert value(samples, "jitsudo_requests_total", outcome="submitted") == 1
 
 
+def test_a_request_over_the_pending_limit_counts_as_limited(tmp_path: Path) -> None:
+    with running_bot(tmp_path, max_pending_per_user=1) as h:
+        h.request("request --role view --scope staging --duration 30m --reason first")
+        reply = h.command("request --role view --scope staging --duration 30m --reason second")
+        assert "waiting for review" in reply
+        samples = scrape(h.url)
+        assert value(samples, "jitsudo_requests_total", outcome="limited") == 1
+        assert value(samples, "jitsudo_requests_total", outcome="submitted") == 1
+        assert value(samples, "jitsudo_requests_total", outcome="refused") == 0
+
+
 def test_slack_errors_are_counted_by_method_from_the_outbox_and_the_listeners(
     tmp_path: Path,
 ) -> None:

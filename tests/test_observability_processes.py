@@ -11,6 +11,7 @@ import json
 import re
 import subprocess
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -156,13 +157,18 @@ def test_socket_mode_serves_health_and_metrics_and_keeps_trying_slack(tmp_path: 
     with serving(tmp_path, mode="socket", env={"SLACK_APP_TOKEN": FAKE_APP_TOKEN}) as served:
         assert get(f"{served.url}/healthz") == (200, "ok\n")
         assert get(f"{served.url}/readyz") == (200, "ready\n")
-        assert get(f"{served.url}/slack/events")[0] == 404
-        request = urllib.request.Request(f"{served.url}/slack/events", data=b"x=1", method="POST")
+        # Unsigned: with this route, Bolt (no signature check in Socket Mode) would run it.
+        command = SlackSender(
+            bot_url=f"{served.url}/slack/events", signing_secret="wrong", slack=served.slack
+        ).command_form("/jitsudo", "help", user=REQUESTER)
+        request = urllib.request.Request(
+            f"{served.url}/slack/events", data=urllib.parse.urlencode(command).encode()
+        )
         try:
-            urllib.request.urlopen(request, timeout=2)
+            urllib.request.urlopen(request, timeout=5)
             raise AssertionError("POST /slack/events must not exist in Socket Mode")
         except urllib.error.HTTPError as error:
-            assert error.code == 404
+            assert (error.code, error.read()) == (404, b"not found\n")
         wait_until(lambda: len(served.slack.calls_to("apps.connections.open")) >= 3, timeout=15)
         assert served.process.poll() is None
         samples = metrics(served.url)
