@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml requirements.lock
 install: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/jitsudo-bot serve
+	JITSUDO_LOG_FORMAT=$${JITSUDO_LOG_FORMAT:-console} $(BIN)/jitsudo-bot serve
 
 # One request from start to end against the test suite's Slack and Kubernetes stand-ins.
 .PHONY: demo

@@ -34,6 +34,11 @@ CONFIG_ORDER = (
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jitsudo-bot", description=__doc__, epilog=CONFIG_ORDER)
     parser.add_argument("--config", help=CONFIG_HELP)
+    parser.add_argument(
+        "--log-format",
+        choices=["json", "console"],
+        help="log lines as JSON objects (default) or console text; wins over $JITSUDO_LOG_FORMAT",
+    )
     # Every command takes --config too. SUPPRESS leaves the attribute unset when it
     # is not given there, so it cannot erase a --config given before the command.
     config = argparse.ArgumentParser(add_help=False)
@@ -86,9 +91,12 @@ def _audit_arguments(audit: argparse.ArgumentParser) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
 
-    from bot.logs import configure_logging
+    from bot.logs import choose_format, configure_logging
 
-    configure_logging(os.environ.get("JITSUDO_LOG_LEVEL") or "INFO")
+    log_format, complaint = choose_format(args.log_format, os.environ.get("JITSUDO_LOG_FORMAT"))
+    configure_logging(os.environ.get("JITSUDO_LOG_LEVEL") or "INFO", log_format)
+    if complaint:
+        log.warning(complaint)
     if args.command == "doctor":
         return _doctor(args.config)
     try:

@@ -15,6 +15,7 @@ import logging
 
 from bot.domain import DRIFT_CAUSE, AccessRequest, Notice, State
 from bot.errors import ProviderError
+from bot.logs import acting
 from bot.transitions import SYSTEM, Steps
 
 log = logging.getLogger(__name__)
@@ -39,20 +40,24 @@ class Ending(Steps):
 
     def finish(self, request: AccessRequest) -> AccessRequest | None:
         """Delete and confirm; record the end, or leave it revoking for the next tick."""
-        try:
-            self.provider.revoke(request.id, request.target)
-        except ProviderError as error:
-            log.error(
-                "access of %s is NOT gone yet; retrying every tick: %s %s",
-                request.id,
-                error,
-                error.detail,
-            )
-            return None
+        with acting(request_id=request.id, action="revoke" if request.cause is None else "expire"):
+            try:
+                self.provider.revoke(request.id, request.target)
+            except ProviderError as error:
+                log.error(
+                    "access of %s is NOT gone yet; retrying every tick: %s %s",
+                    request.id,
+                    error,
+                    error.detail,
+                )
+                return None
         if request.cause is None:
             return self._record(request, State.REVOKED, "revoked", Notice.REVOKED)
         notice = Notice.DRIFTED if request.cause == DRIFT_CAUSE else Notice.EXPIRED
-        return self._record(request, State.EXPIRED, notice.value, notice)
+        ended = self._record(request, State.EXPIRED, notice.value, notice)
+        if ended is not None and notice is Notice.EXPIRED:
+            self.metrics.expired(ended)  # the revocation lag: how late after expires_at
+        return ended
 
     def end(self, request: AccessRequest, *, by: str, cause: str | None) -> AccessRequest | None:
         """Begin and finish; None if another caller is ending it or the delete must be retried."""

@@ -6,24 +6,26 @@ warn_due, time_out_stale) and every sweep interval (sweep), and by
 replicas, changes nothing more. Each request is handled on its own: one that
 raises is logged and counted, and the rest go on. `leading` is the fencing
 test (bot.leader): a job stops as soon as this replica may no longer act.
+Each request's lines carry its ID (bot.logs.acting); the sweep reports its
+duration and success to bot.metrics.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable
 from contextlib import suppress
 from datetime import datetime
 from functools import partial
-from typing import TypeVar
 
 from bot.domain import DRIFT_CAUSE, AccessRequest, ManagedBinding, State, SweepResult
 from bot.errors import Conflict, GrantDelayed, GrantFailed, ProviderError
+from bot.logs import acting
 from bot.service import SYSTEM, AccessService
 from bot.transitions import grant_of
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 Leading = Callable[[], bool]
 
 
@@ -32,18 +34,23 @@ def _always() -> bool:
 
 
 def _each(
-    items: Iterable[T], act: Callable[[T], bool], *, leading: Leading, what: str
+    requests: Iterable[AccessRequest],
+    act: Callable[[AccessRequest], bool],
+    *,
+    leading: Leading,
+    what: str,
 ) -> tuple[int, int]:
-    """Run `act` on each item in isolation; (how many it did, how many raised or failed)."""
+    """Run `act` on each request in isolation; (how many it did, how many raised or failed)."""
     done = failed = 0
-    for item in items:
+    for request in requests:
         if not leading():
             break
-        try:
-            ok = act(item)
-        except Exception:
-            log.exception("%s failed for %s; going on with the rest", what, item)
-            ok = False
+        with acting(request_id=request.id, actor=SYSTEM):
+            try:
+                ok = act(request)
+            except Exception:
+                log.exception("%s failed for %s; going on with the rest", what, request.id)
+                ok = False
         done, failed = done + ok, failed + (not ok)
     return done, failed
 
@@ -104,6 +111,21 @@ def _resume(service: AccessService, request: AccessRequest) -> bool:
 
 
 def sweep(service: AccessService, *, leading: Leading = _always) -> SweepResult:
+    """One sweep (below), timed; a sweep without failures is noted as the last success."""
+    started = time.monotonic()
+    result: SweepResult | None = None
+    try:
+        result = _sweep(service, leading)
+    finally:
+        ok = result is not None and result.failed == 0
+        service.metrics.swept(
+            seconds=time.monotonic() - started,
+            succeeded_at=service.clock.now() if ok else None,
+        )
+    return result
+
+
+def _sweep(service: AccessService, leading: Leading) -> SweepResult:
     """The seed's expiry sweeper, plus drift detection.
 
     (a) every labelled binding whose expires-at has passed or is unreadable is
@@ -124,7 +146,8 @@ def sweep(service: AccessService, *, leading: Leading = _always) -> SweepResult:
             request = _owner(service, binding)
             if request is not None:
                 seen.add(request.id)
-            outcomes += _isolated(partial(_sweep_one, service, binding, request, now))
+            with acting(request_id=request.id if request else None, action="sweep"):
+                outcomes += _isolated(partial(_sweep_one, service, binding, request, now))
     except ProviderError as error:
         log.warning("sweep could not list managed bindings: %s", error)
         return SweepResult(revoked=due.revoked, failed=due.failed + 1)

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 
 from bot.domain import AccessRequest, Notice, State
 from bot.errors import GrantDelayed, GrantFailed, ProviderError
+from bot.logs import acting
 from bot.transitions import SYSTEM, Steps, grant_of
 
 log = logging.getLogger(__name__)
@@ -33,9 +34,10 @@ class Granting(Steps):
 
     def complete(self, request: AccessRequest) -> AccessRequest:
         """Grant a claimed approved request, or apply it if it is an extension."""
-        if request.extends:
-            return self._apply_extension(request)
-        return self._grant(request)
+        with acting(request_id=request.id, action="grant"):
+            if request.extends:
+                return self._apply_extension(request)
+            return self._grant(request)
 
     def resume(self, request: AccessRequest) -> AccessRequest | None:
         """Claim an approved request whose claim ran out, then complete it; None if taken."""

@@ -17,6 +17,7 @@ import threading
 from collections.abc import Callable
 from datetime import timedelta
 
+from bot.logs import acting
 from bot.ports import Clock
 from bot.store import OutboxNotice, Store
 
@@ -96,14 +97,15 @@ class OutboxWorker:
 
     def _attempt(self, notice: OutboxNotice) -> int:
         assert notice.id is not None
-        try:
-            self.deliver(notice)
-        except DeliveryDeferred as error:
-            self._postpone(notice, error)
-            return 0
-        except DeliveryFailed as error:
-            self._give_up(notice, error, why="it cannot succeed")
-            return 0
+        with acting(request_id=notice.request_id, action=f"notify_{notice.kind}"):
+            try:
+                self.deliver(notice)
+            except DeliveryDeferred as error:
+                self._postpone(notice, error)
+                return 0
+            except DeliveryFailed as error:
+                self._give_up(notice, error, why="it cannot succeed")
+                return 0
         self.store.mark_delivered(notice.id, self.clock.now())
         return 1
 

@@ -8,13 +8,14 @@
 - sweep, every scheduler.sweep_interval: the seed's label sweep (orphans) and
   drift detection (bindings deleted out of band). It runs beside the tick, never
   in its way: a slow API server in the sweep does not delay an expiry.
-Only the leader (bot.leader) acts, and every step re-checks the lease.
+Only the leader (bot.leader) acts, and every step re-checks the lease. A step
+that raises is counted in jitsudo_timer_step_failures_total{step} (bot.metrics),
+and jitsudo_is_leader follows the lease.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -45,7 +46,8 @@ class Timers:
         self.service = service
         self.leadership = leadership
         self.outbox = outbox
-        self.failures: Counter[str] = Counter()  # step name -> times it raised
+        self.metrics = service.metrics
+        self.metrics.watch_leadership(leadership.holds)
         self.scheduler = BackgroundScheduler(timezone="UTC")
         common = {"max_instances": 1, "coalesce": True, "misfire_grace_time": None}
         self.outbox.may_deliver = leadership.holds
@@ -102,10 +104,8 @@ class Timers:
         try:
             return run()
         except Exception:
-            self.failures[name] += 1
-            log.exception(
-                "timer step %s failed (%d so far); the others go on", name, self.failures[name]
-            )
+            failures = self.metrics.timer_step_failed(name)
+            log.exception("timer step %s failed (%d so far); the others go on", name, failures)
             return None
 
     def _lead(self) -> bool:

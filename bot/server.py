@@ -1,8 +1,11 @@
-"""HTTP mode: POST /slack/events, GET /healthz, GET /readyz, served by waitress.
+"""The bot's HTTP server: GET /healthz, /readyz, /metrics, and POST /slack/events in HTTP mode.
 
 waitress is a production WSGI server with a thread pool, which suits the sync
-Bolt app (no event loop anywhere). Readiness means the database and the
-Kubernetes API both answer.
+Bolt app (no event loop anywhere). It runs in both Slack modes on slack.port;
+in Socket Mode there is no /slack/events (404): Slack's events arrive over the
+WebSocket, and this route would take requests without a signature check.
+Readiness means the database and the Kubernetes API both answer. /metrics is
+prometheus_client's own WSGI app over the bot's registry (bot.metrics).
 
 Every route declares the largest body it accepts. Bolt reads and parses a whole
 body before it checks the signature, so an unsigned 1 GiB POST (waitress's
@@ -36,6 +39,9 @@ WsgiHandler = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 # well under 100 KB. 1 MiB is far above anything Slack sends and small enough
 # that many concurrent requests cannot hurt a replica.
 SLACK_MAX_BODY = 1024 * 1024
+# waitress's cap is the largest route's limit, but never below this: a POST to a
+# route this mode does not have (/slack/events in Socket Mode) then gets its 404.
+MIN_BODY_CAP = 64 * 1024
 
 
 class _SlackHandler(SlackRequestHandler):
@@ -67,16 +73,22 @@ class Route:
 
 
 class JitsudoWsgi:
-    """Routes by method and path; an unknown route is 404, an over-large body 413."""
+    """Routes by method and path; an unknown route is 404, an over-large body 413.
 
-    def __init__(self, app: App, *, readiness: dict[str, Probe]) -> None:
-        self.slack = _SlackHandler(app)
+    `app` is the Bolt app in HTTP mode, None in Socket Mode (no /slack/events).
+    """
+
+    def __init__(
+        self, app: App | None, *, readiness: dict[str, Probe], metrics: WsgiHandler
+    ) -> None:
         self.readiness = readiness
         self.routes: dict[tuple[str, str], Route] = {
-            ("POST", "/slack/events"): Route(self.slack, max_body=SLACK_MAX_BODY),
             ("GET", "/healthz"): Route(_healthy),
             ("GET", "/readyz"): Route(self._ready),
+            ("GET", "/metrics"): Route(metrics),
         }
+        if app is not None:
+            self.routes["POST", "/slack/events"] = Route(_SlackHandler(app), SLACK_MAX_BODY)
 
     @property
     def largest_body(self) -> int:
@@ -145,5 +157,5 @@ def make_http_server(wsgi: JitsudoWsgi, *, host: str, port: int, threads: int = 
         port=port,
         threads=threads,
         ident="jitsudo-bot",
-        max_request_body_size=wsgi.largest_body + 1,
+        max_request_body_size=max(wsgi.largest_body, MIN_BODY_CAP) + 1,
     )

@@ -13,11 +13,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypedDict
 
 from bot import policy as rules
 from bot.domain import (
     AccessRequest,
     Grant,
+    InvalidInput,
     Notice,
     State,
     new_request_id,
@@ -25,8 +27,10 @@ from bot.domain import (
     whole_second,
 )
 from bot.ending import Ending
-from bot.errors import Conflict, NotAllowed
+from bot.errors import AccessError, Conflict, NotAllowed
 from bot.granting import GRANT_CLAIM, Granting
+from bot.logs import on_request
+from bot.metrics import Metrics, Outcome
 from bot.policy import Policy
 from bot.ports import AccessProvider, ApproverDirectory, Clock
 from bot.ratelimit import RateLimiter
@@ -34,6 +38,16 @@ from bot.store import Store
 from bot.transitions import SYSTEM, Steps, already
 
 __all__ = ["SYSTEM", "AccessService", "Draft"]
+
+
+class _StepParts(TypedDict):
+    """What the service shares with its granting and ending."""
+
+    store: Store
+    provider: AccessProvider
+    clock: Clock
+    notices_waiting: Callable[[], None]
+    metrics: Metrics
 
 
 @dataclass(frozen=True)
@@ -61,19 +75,22 @@ class AccessService(Steps):
         clock: Clock,
         default_namespace: str,
         notices_waiting: Callable[[], None] = lambda: None,
+        metrics: Metrics | None = None,
     ) -> None:
-        super().__init__(
-            store=store, provider=provider, clock=clock, notices_waiting=notices_waiting
+        metrics = metrics or Metrics()
+        parts = _StepParts(
+            store=store,
+            provider=provider,
+            clock=clock,
+            notices_waiting=notices_waiting,
+            metrics=metrics,
         )
+        super().__init__(**parts)
         self.approvers = approvers
         self.policy = policy
         self.default_namespace = default_namespace
-        self.granting = Granting(
-            store=store, provider=provider, clock=clock, notices_waiting=notices_waiting
-        )
-        self.ending = Ending(
-            store=store, provider=provider, clock=clock, notices_waiting=notices_waiting
-        )
+        self.granting = Granting(**parts)
+        self.ending = Ending(**parts)
         self.commands = RateLimiter(per_minute=policy.commands_per_minute)
 
     # --- requests -----------------------------------------------------------
@@ -112,19 +129,29 @@ class AccessService(Steps):
 
     def submit(self, draft: Draft) -> AccessRequest:
         """Store a valid request as pending; approvers are told via the outbox."""
-        return self._file(self.check(draft))
+        return self._file(lambda: self.check(draft))
 
+    @on_request("extend")
     def request_extension(
         self, parent_id: str, *, requester: str, duration: timedelta, reason: str
     ) -> AccessRequest:
         """File a linked request for more time on an active grant; approved like any other."""
+        return self._file(
+            lambda: self._extension(
+                parent_id, requester=requester, duration=duration, reason=reason
+            )
+        )
+
+    def _extension(
+        self, parent_id: str, *, requester: str, duration: timedelta, reason: str
+    ) -> AccessRequest:
         parent = self.load(parent_id)
         if parent.requester != requester:
             raise NotAllowed("Only the person who holds this grant can ask to extend it.")
         if parent.state is not State.ACTIVE:
             raise Conflict(f"{parent.id} is {parent.state}, not active; request new access.")
         self.policy.check_duration(parent.role, duration)
-        request = parent.evolve(
+        return parent.evolve(
             id=new_request_id(),
             duration=duration,
             reason=self.policy.check_reason(reason),
@@ -133,21 +160,29 @@ class AccessService(Steps):
             extends=parent.id,
             **_UNDECIDED,
         )
-        return self._file(request)
 
-    def _file(self, request: AccessRequest) -> AccessRequest:
-        """Insert unless the requester already has policy.max_pending_per_user waiting."""
+    def _file(self, make: Callable[[], AccessRequest]) -> AccessRequest:
+        """Check, then insert unless the requester already has policy.max_pending_per_user
+        waiting; either way counted in jitsudo_requests_total."""
+        try:
+            request = make()
+        except (AccessError, InvalidInput):
+            self.metrics.request_filed(Outcome.REFUSED)
+            raise
         limit = self.policy.max_pending_per_user
         if not self.store.insert(
             request, actor=request.requester, notice=Notice.SUBMITTED, max_pending=limit
         ):
+            self.metrics.request_filed(Outcome.LIMITED)
             raise NotAllowed(
                 f"You already have {limit} requests waiting for review. Cancel one "
                 "(/jitsudo cancel REQUEST_ID) or wait for a decision, then ask again."
             )
+        self.metrics.request_filed(Outcome.SUBMITTED)
         self.notices_waiting()
         return request
 
+    @on_request("view")
     def get(self, request_id: str, *, viewer: str) -> AccessRequest:
         request = self.load(request_id)
         if not rules.can_view(request, viewer, self.approvers):
@@ -167,6 +202,7 @@ class AccessService(Steps):
 
     # --- decisions ----------------------------------------------------------
 
+    @on_request("decide")
     def may_decide(self, request_id: str, *, approver: str) -> AccessRequest:
         """Raise unless `approver` may decide this request now (before asking them why)."""
         request = self._decidable(request_id, approver)
@@ -174,6 +210,7 @@ class AccessService(Steps):
             raise Conflict(already(request))
         return request
 
+    @on_request("approve")
     def approve(self, request_id: str, *, approver: str) -> AccessRequest:
         """Approve and grant; exactly one approval wins however many clicks arrive.
 
@@ -196,6 +233,7 @@ class AccessService(Steps):
         )
         return self.granting.complete(approved)
 
+    @on_request("deny")
     def deny(self, request_id: str, *, approver: str, note: str = "") -> AccessRequest:
         request = self._decidable(request_id, approver)
         note = self.policy.check_reason(note, required=False)
@@ -212,6 +250,7 @@ class AccessService(Steps):
             notice=Notice.DENIED,
         )
 
+    @on_request("cancel")
     def cancel(self, request_id: str, *, actor: str) -> AccessRequest:
         request = self.load(request_id)
         rules.check_can_cancel(request, actor)
@@ -226,6 +265,7 @@ class AccessService(Steps):
 
     # --- endings ------------------------------------------------------------
 
+    @on_request("revoke")
     def revoke(self, request_id: str, *, actor: str) -> AccessRequest:
         """End the grant now; recorded only once the binding is really gone.
 

@@ -9,7 +9,7 @@ no notice is lost. Called by the service and the notice deliverer.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
@@ -325,6 +325,16 @@ class Store:
         query = query.order_by(col(RequestRow.created_at).desc()).limit(limit)
         with self._session() as session:
             return [_to_domain(row) for row in session.exec(query)]
+
+    def count_by_state(self, states: Iterable[State]) -> dict[State, int]:
+        """How many requests are in each of `states` now (states with none are left out)."""
+        query = (
+            select(col(RequestRow.state), sa.func.count())
+            .where(col(RequestRow.state).in_([str(s) for s in states]))
+            .group_by(col(RequestRow.state))
+        )
+        with self._session() as session:
+            return {State(state): int(count) for state, count in session.exec(query)}
 
     def audit_trail(self, request_id: str | None = None) -> list[AuditEvent]:
         """Events in chain order (seq), for one request or all."""

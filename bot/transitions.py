@@ -1,8 +1,9 @@
 """The plumbing every operation shares: load a request, win or lose one conditional move.
 
 Base of bot.service (the verbs users call), bot.granting (making grants,
-with retries) and bot.ending (taking them away). Pure core: store, provider
-and clock arrive through ports.
+with retries) and bot.ending (taking them away). Pure core: store, provider,
+clock and metrics arrive from the wiring. Every move is logged with the
+request's ID, its actor and action (bot.logs.acting), and counted (bot.metrics).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from typing import Any
 
 from bot.domain import AccessRequest, Grant, Notice, State
 from bot.errors import Conflict, NotFound
+from bot.logs import acting
+from bot.metrics import Metrics
 from bot.ports import AccessProvider, Clock
 from bot.store import Store, Transition
 
@@ -19,7 +22,7 @@ SYSTEM = "jitsudo"
 
 
 class Steps:
-    """Store, provider and clock, plus the two moves every operation makes."""
+    """Store, provider, clock and metrics, plus the two moves every operation makes."""
 
     def __init__(
         self,
@@ -28,11 +31,13 @@ class Steps:
         provider: AccessProvider,
         clock: Clock,
         notices_waiting: Callable[[], None] = lambda: None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
         self.provider = provider
         self.clock = clock
         self.notices_waiting = notices_waiting
+        self.metrics = metrics or Metrics()
 
     def load(self, request_id: str) -> AccessRequest:
         request = self.store.get(request_id)
@@ -52,19 +57,21 @@ class Steps:
         details: dict[str, Any] | None = None,
     ) -> AccessRequest | None:
         """One conditional transition; None when someone else moved the request first."""
-        moved = self.store.transition(
-            request.id,
-            Transition(
-                to=to,
-                actor=actor,
-                at=self.clock.now(),
-                action=action,
-                changes=changes,
-                notice=notice,
-                details=details,
-            ),
+        move = Transition(
+            to=to,
+            actor=actor,
+            at=self.clock.now(),
+            action=action,
+            changes=changes,
+            notice=notice,
+            details=details,
         )
-        if moved is not None and notice:
+        with acting(request_id=request.id, actor=actor, action=action):
+            moved = self.store.transition(request.id, move)
+        if moved is None:
+            return None
+        self.metrics.moved(moved)
+        if notice:
             self.notices_waiting()
         return moved
 

@@ -2,6 +2,8 @@
 
 Called by the CLI and by the end-to-end tests, so both run the same graph.
 `doctor_sections` composes the doctor's checks the same way.
+Each bot gets its own metrics registry (bot.metrics), so several bots in one
+process never mix their numbers.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from bot import database
 from bot.config import Settings
 from bot.database import open_store
 from bot.doctor import Section
+from bot.metrics import Metrics
 from bot.outbox import OutboxWorker
 from bot.policy import Policy
 from bot.ports import Clock, SystemClock
@@ -40,10 +43,14 @@ class Bot:
     service: AccessService
     outbox: OutboxWorker
     app: App
+    metrics: Metrics
 
     def wsgi(self) -> JitsudoWsgi:
+        """The HTTP routes: /slack/events only in HTTP mode; health and metrics in both."""
         return JitsudoWsgi(
-            self.app, readiness={"database": self.store.ping, "kubernetes": self.provider.ping}
+            self.app if self.settings.slack.mode == "http" else None,
+            readiness={"database": self.store.ping, "kubernetes": self.provider.ping},
+            metrics=self.metrics.wsgi(),
         )
 
 
@@ -51,10 +58,14 @@ def build_bot(settings: Settings, *, clock: Clock | None = None) -> Bot:
     clock = clock or SystemClock()
     kubernetes = settings.kubernetes
     store = open_store(settings.database.url)
+    metrics = Metrics()
+    metrics.watch_states(store.count_by_state)
     provider = KubernetesProvider(
-        api_client_from(kubernetes.kubeconfig), managed_label=kubernetes.managed_label
+        api_client_from(kubernetes.kubeconfig),
+        managed_label=kubernetes.managed_label,
+        metrics=metrics,
     )
-    client = web_client(settings)
+    client = web_client(settings, metrics=metrics)
     people = People(client, identity=settings.identity, slack=settings.slack)
     notifier = SlackNotifier(
         client=client,
@@ -74,6 +85,7 @@ def build_bot(settings: Settings, *, clock: Clock | None = None) -> Bot:
         clock=clock,
         default_namespace=kubernetes.default_namespace,
         notices_waiting=outbox.wake,
+        metrics=metrics,
     )
     app = build_app(settings, listeners.Deps(service=service, people=people), client)
     return Bot(
@@ -85,6 +97,7 @@ def build_bot(settings: Settings, *, clock: Clock | None = None) -> Bot:
         service=service,
         outbox=outbox,
         app=app,
+        metrics=metrics,
     )
 
 
@@ -95,7 +108,8 @@ def doctor_sections() -> list[Section]:
         Section(
             "slack",
             lambda settings: slack_doctor.check(
-                web_client(settings), channels=[settings.slack.approval_channel]
+                web_client(settings, metrics=Metrics()),  # the doctor's own, never scraped
+                channels=[settings.slack.approval_channel],
             ),
         ),
         Section(

@@ -15,7 +15,7 @@ from bot.logs import RedactingFilter, redact
 @pytest.fixture(autouse=True)
 def _keep_pytest_logging(monkeypatch: pytest.MonkeyPatch) -> None:
     """main() installs the production log handler; keep pytest's instead."""
-    monkeypatch.setattr("bot.logs.configure_logging", lambda level="INFO": None)
+    monkeypatch.setattr("bot.logs.configure_logging", lambda *args, **kwargs: None)
 
 
 def test_tokens_are_redacted() -> None:

@@ -6,6 +6,8 @@ The binding is named `jitsudo-<request id in lower case>`, labelled
 `<managed_label>: "true"` and annotated with `jitsudo.dev/expires-at` (RFC3339
 UTC), `jitsudo.dev/request-id` and `jitsudo.dev/user`. The only module that
 imports the kubernetes client; the service calls it through AccessProvider.
+Every ProviderError a public method raises is counted by operation
+(jitsudo_provider_errors_total, bot.metrics).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from kubernetes.client.exceptions import ApiException
 
 from bot.domain import Grant, ManagedBinding, Target
 from bot.errors import ProviderError
+from bot.metrics import Metrics, provider_errors_counted
 from bot.ports import RoleRule
 
 RBAC_GROUP = "rbac.authorization.k8s.io"
@@ -137,14 +140,18 @@ class KubernetesProvider:
 
     name = "kubernetes"
 
-    def __init__(self, api_client: client.ApiClient, *, managed_label: str) -> None:
+    def __init__(
+        self, api_client: client.ApiClient, *, managed_label: str, metrics: Metrics | None = None
+    ) -> None:
         self.rbac = client.RbacAuthorizationV1Api(api_client)
         self.core = client.CoreV1Api(api_client)
         self.managed_label = managed_label
         self.timeout = TIMEOUT
+        self.metrics = metrics or Metrics()
 
     # --- grant --------------------------------------------------------------
 
+    @provider_errors_counted("preflight")
     def preflight(self, grant: Grant) -> None:
         """Everything that would make the grant fail, checked before anyone approves."""
         if not grant.user.strip():
@@ -170,6 +177,7 @@ class KubernetesProvider:
         with _calling(f"bind {grant.role} ({grant.target.describe()})"):
             self._create(grant, dry_run="All")
 
+    @provider_errors_counted("grant")
     def grant(self, grant: Grant) -> None:
         """Create the binding; an identical existing one is success, a different one an error."""
         namespace = grant.target.namespace
@@ -182,6 +190,7 @@ class KubernetesProvider:
                     raise
                 self._check_same(grant)
 
+    @provider_errors_counted("extend")
     def extend(self, request_id: str, target: Target, expires_at: datetime) -> None:
         """Move the expiry annotation with a patch: nothing the user is doing is cut off."""
         patch = {"metadata": {"annotations": {EXPIRES_AT: format_expiry(expires_at)}}}
@@ -196,12 +205,15 @@ class KubernetesProvider:
 
     # --- revoke -------------------------------------------------------------
 
+    @provider_errors_counted("revoke")
     def revoke(self, request_id: str, target: Target) -> None:
         self._delete(binding_name(request_id), target.namespace)
 
+    @provider_errors_counted("revoke")
     def remove(self, binding: ManagedBinding) -> None:
         self._delete(binding.name, binding.namespace)
 
+    @provider_errors_counted("read")
     def is_active(self, grant: Grant) -> bool:
         """The binding exists with this grant's subject and role (terminating still counts:
         it keeps authorizing until it is really gone)."""
@@ -216,12 +228,14 @@ class KubernetesProvider:
 
     def list_managed(self) -> Iterator[ManagedBinding]:
         """Both kinds of binding carrying the managed label, page by page."""
-        for lister in (
-            self.rbac.list_cluster_role_binding,
-            self.rbac.list_role_binding_for_all_namespaces,
-        ):
-            yield from self._pages(lister)
+        with self.metrics.provider_errors_of("list"):  # a generator: errors come while iterating
+            for lister in (
+                self.rbac.list_cluster_role_binding,
+                self.rbac.list_role_binding_for_all_namespaces,
+            ):
+                yield from self._pages(lister)
 
+    @provider_errors_counted("read")
     def describe_role(self, role: str) -> list[RoleRule]:
         with _calling(f"read ClusterRole {role}"):
             found = self.rbac.read_cluster_role(role, _request_timeout=self.timeout)
@@ -236,6 +250,7 @@ class KubernetesProvider:
             for rule in found.rules or []
         ]
 
+    @provider_errors_counted("ping")
     def ping(self) -> None:
         """Raise ProviderError unless the API server answers (readiness)."""
         with _calling("list bindings"):

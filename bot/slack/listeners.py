@@ -3,11 +3,13 @@
 Every listener acks first (Slack wants an answer within 3 seconds) and replies
 afterwards through respond() or the Web API; the one exception is a modal
 submission, whose validation errors must travel in the ack itself. Domain
-errors become messages in one place: `_reply_error`.
+errors become messages in one place: `_reply_error`. Every line a listener
+logs names the acting user (`_as_actor`, bot.logs).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +26,7 @@ from bot.domain import (
     parse_request_id,
 )
 from bot.errors import AccessError, GrantDelayed, GrantFailed
+from bot.logs import acting
 from bot.service import AccessService, Draft
 from bot.slack import blocks, commands
 from bot.slack.notifier import send_dm
@@ -41,14 +44,35 @@ class Deps:
 def register(app: App, deps: Deps) -> None:
     """Attach every /jitsudo command, button and modal handler to `app`."""
     handlers = _Handlers(deps)
-    app.command("/jitsudo")(handlers.command)
-    app.action("approve")(handlers.approve_button)
-    app.action("deny")(handlers.deny_button)
-    app.action("revoke_now")(handlers.revoke_button)
-    app.action("extend")(handlers.extend_button)
-    app.view("request_modal")(handlers.request_modal)
-    app.view("deny_modal")(handlers.deny_modal)
-    app.view("extend_modal")(handlers.extend_modal)
+    app.command("/jitsudo")(_as_actor(handlers.command))
+    app.action("approve")(_as_actor(handlers.approve_button))
+    app.action("deny")(_as_actor(handlers.deny_button))
+    app.action("revoke_now")(_as_actor(handlers.revoke_button))
+    app.action("extend")(_as_actor(handlers.extend_button))
+    app.view("request_modal")(_as_actor(handlers.request_modal))
+    app.view("deny_modal")(_as_actor(handlers.deny_modal))
+    app.view("extend_modal")(_as_actor(handlers.extend_modal))
+
+
+def _as_actor(listener: Callable[..., None]) -> Callable[..., None]:
+    """Run a listener with the acting Slack user in every log line.
+
+    Bolt reads the listener's argument names through functools.wraps and
+    passes exactly those, by keyword.
+    """
+
+    @functools.wraps(listener)
+    def run(**kwargs: Any) -> None:
+        with acting(actor=acting_user(kwargs.get("command") or kwargs.get("body") or {})):
+            listener(**kwargs)
+
+    return run
+
+
+def acting_user(body: dict[str, Any]) -> str | None:
+    """Who acts: `user_id` in a slash command, `user.id` in a click or a form."""
+    user = body.get("user_id") or (body.get("user") or {}).get("id")
+    return str(user) if user else None
 
 
 class _Handlers:
