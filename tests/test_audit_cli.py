@@ -21,7 +21,7 @@ from tests.factories import NOW, access_request
 @pytest.fixture(autouse=True)
 def _plain_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Only --config says which database; main() keeps pytest's log handler."""
-    monkeypatch.setattr("bot.logs.configure_logging", lambda level="INFO": None)
+    monkeypatch.setattr("bot.logs.configure_logging", lambda *args, **kwargs: None)
     for name in ("JITSUDO_CONFIG", "DATABASE_URL"):
         monkeypatch.delenv(name, raising=False)
 

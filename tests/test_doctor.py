@@ -152,7 +152,7 @@ def test_a_correct_setup_passes_every_check_on_both_databases(
 def test_the_cli_verb_takes_config_before_or_after_it(
     setup: Setup, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr("bot.logs.configure_logging", lambda level="INFO": None)
+    monkeypatch.setattr("bot.logs.configure_logging", lambda *args, **kwargs: None)
     monkeypatch.delenv("JITSUDO_CONFIG", raising=False)
     monkeypatch.delenv("DATABASE_URL", raising=False)
     for name, value in setup.env.items():

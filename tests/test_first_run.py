@@ -117,7 +117,7 @@ def test_tokens_for_the_wrong_mode_name_the_right_one_and_the_switch(
 def test_a_broken_config_is_reported_with_the_missing_tokens_but_no_guesses(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("bot.logs.configure_logging", lambda level="INFO": None)
+    monkeypatch.setattr("bot.logs.configure_logging", lambda *args, **kwargs: None)
     for name in ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET", "JITSUDO_CONFIG"):
         monkeypatch.delenv(name, raising=False)
     config = tmp_path / "bad.yaml"
