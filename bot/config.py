@@ -36,6 +36,14 @@ class ConfigError(Exception):
     """The configuration cannot be used; the message names the key and the problem."""
 
 
+class ConfigFileNotFound(ConfigError):
+    """No file at the config path; `jitsudo-bot serve` lists it with the other gaps."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(f"config file {path} not found; pass --config or set JITSUDO_CONFIG")
+        self.path = path
+
+
 def _duration(value: Any) -> timedelta:
     if isinstance(value, timedelta):
         return value
@@ -208,14 +216,18 @@ def _describe(error: ValidationError) -> str:
     return "\n".join(lines)
 
 
-def parse_settings(document: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
-    """Validate a parsed YAML document plus the environment."""
-    secrets = Secrets(
+def read_secrets(env: Mapping[str, str]) -> Secrets:
+    return Secrets(
         slack_bot_token=SecretStr(env.get("SLACK_BOT_TOKEN", "")),
         slack_signing_secret=SecretStr(env.get("SLACK_SIGNING_SECRET", "")),
         slack_app_token=SecretStr(env.get("SLACK_APP_TOKEN", "")),
         slack_api_url=env.get("SLACK_API_URL") or None,
     )
+
+
+def parse_settings(document: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
+    """Validate a parsed YAML document plus the environment."""
+    secrets = read_secrets(env)
     data = dict(document)
     if env.get("DATABASE_URL"):
         data["database"] = {**dict(data.get("database") or {}), "url": env["DATABASE_URL"]}
@@ -227,16 +239,30 @@ def parse_settings(document: Mapping[str, Any], env: Mapping[str, str]) -> Setti
     return settings.model_copy(update={"secrets": secrets, "database": database})
 
 
+def missing_secrets(settings: Settings) -> list[str]:
+    """The secrets slack.mode needs that the environment does not set, named as variables."""
+    secrets = settings.secrets
+    missing = [] if secrets.slack_bot_token.get_secret_value() else ["SLACK_BOT_TOKEN"]
+    if settings.slack.mode == "http" and not secrets.slack_signing_secret.get_secret_value():
+        missing.append("SLACK_SIGNING_SECRET (required in HTTP mode)")
+    if settings.slack.mode == "socket" and not secrets.slack_app_token.get_secret_value():
+        missing.append("SLACK_APP_TOKEN (required in Socket Mode)")
+    return missing
+
+
+def config_path(path: str | None, env: Mapping[str, str]) -> Path:
+    """The file named by --config, else JITSUDO_CONFIG, else ./jitsudo.yaml."""
+    return Path(path or env.get("JITSUDO_CONFIG") or DEFAULT_CONFIG_PATH)
+
+
 def load_settings(path: str | None = None, env: Mapping[str, str] | None = None) -> Settings:
     """Read the file named by --config, JITSUDO_CONFIG or ./jitsudo.yaml."""
     env = os.environ if env is None else env
-    file = Path(path or env.get("JITSUDO_CONFIG") or DEFAULT_CONFIG_PATH)
+    file = config_path(path, env)
     try:
         document = yaml.safe_load(file.read_text()) or {}
     except FileNotFoundError:
-        raise ConfigError(
-            f"config file {file} not found; pass --config or set JITSUDO_CONFIG"
-        ) from None
+        raise ConfigFileNotFound(file) from None
     except yaml.YAMLError as error:
         raise ConfigError(f"{file} is not valid YAML: {error}") from None
     if not isinstance(document, Mapping):

@@ -17,6 +17,7 @@ from typing import Any
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 
 from bot.config import Settings
+from bot.firstrun import setup_gaps, setup_report
 from bot.leader import Leadership
 from bot.scheduler import Timers
 from bot.server import make_http_server
@@ -93,17 +94,10 @@ class SocketModeConnection:
 
 
 def check_secrets(settings: Settings) -> None:
-    """Refuse to start without the secrets the chosen mode needs, naming the variable."""
-    secrets = settings.secrets
-    missing = [] if secrets.slack_bot_token.get_secret_value() else ["SLACK_BOT_TOKEN"]
-    if settings.slack.mode == "http" and not secrets.slack_signing_secret.get_secret_value():
-        missing.append("SLACK_SIGNING_SECRET (required in HTTP mode)")
-    if settings.slack.mode == "socket" and not secrets.slack_app_token.get_secret_value():
-        missing.append("SLACK_APP_TOKEN (required in Socket Mode)")
-    if not settings.slack.approval_channel:
-        missing.append("slack.approval_channel in the config file")
-    if missing:
-        raise SystemExit("jitsudo-bot: not set: " + ", ".join(missing))
+    """Refuse to start without what the chosen mode needs, naming every gap at once."""
+    report = setup_report(setup_gaps(settings.slack, settings.secrets))
+    if report:
+        raise SystemExit(report)
 
 
 def serve(settings: Settings) -> None:

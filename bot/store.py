@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, col, create_engine, select
 
+from bot import auditlog
 from bot.domain import AccessRequest, State, source_of
 from bot.tables import (
     Audience,
@@ -336,11 +337,8 @@ class Store:
             return {State(state): int(count) for state, count in session.exec(query)}
 
     def audit_trail(self, request_id: str | None = None) -> list[AuditEvent]:
-        query = select(AuditEvent).order_by(col(AuditEvent.id))
-        if request_id is not None:
-            query = query.where(col(AuditEvent.request_id) == request_id)
-        with self._session() as session:
-            return list(session.exec(query))
+        """Events in chain order (seq), for one request or all."""
+        return list(auditlog.events(self.engine, request_id=request_id))
 
     # --- outbox -------------------------------------------------------------
 
@@ -425,15 +423,18 @@ def _append(
     notice: str | None,
     details: dict[str, Any],
 ) -> None:
-    """The audit event and the outbox rows travel in the state change's transaction."""
-    session.add(
-        AuditEvent(
-            at=at,
-            actor=_fit(AuditEvent, "actor", actor),
-            action=action,
-            request_id=request_id,
-            details=_bounded_json(details),
-        )
+    """The audit event and the outbox rows travel in the state change's transaction.
+
+    The event is chained (bot.auditlog) under the audit head's lock; callers
+    append last, right before the commit, so that lock is held briefly.
+    """
+    auditlog.append(
+        session,
+        request_id,
+        actor=_fit(AuditEvent, "actor", actor),
+        action=action,
+        at=at,
+        details=_bounded_json(details),
     )
     if not notice:
         return

@@ -1,7 +1,7 @@
-"""The database tables (SQLModel): requests, audit events, the outbox and leases.
+"""The database tables (SQLModel): requests, audit events and their head, outbox, leases.
 
-Only bot.store reads and writes them; the Alembic migrations in
-bot/migrations create them. Kept apart so the store's logic stays readable.
+Only bot.store and bot.auditlog (the audit chain) read and write them; the
+Alembic migrations in bot/migrations create them. Kept apart so the store's logic stays readable.
 """
 
 from __future__ import annotations
@@ -65,14 +65,39 @@ class LeaseRow(SQLModel, table=True):
 
 
 class AuditEvent(SQLModel, table=True):
+    """One audit event, a link of the hash chain (bot.auditlog): `hash` seals every
+    other field, `prev_hash` is the hash of event `seq - 1`.
+
+    `id` is only the storage key: the database's counter skips numbers when a
+    transaction rolls back, so the chain's position is `seq`, dense from 1.
+    """
+
     __tablename__ = "audit_events"
 
     id: int | None = Field(default=None, primary_key=True)
+    seq: int = Field(sa_column=sa.Column(sa.BigInteger(), nullable=False, index=True, unique=True))
     at: datetime = _utc_column(nullable=False, index=True)
     actor: str = Field(max_length=64)
     action: str = Field(max_length=32)
     request_id: str = Field(max_length=40, index=True)
     details: str = Field(default="{}", max_length=4000)
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64)
+
+
+class AuditHead(SQLModel, table=True):
+    """The one row naming the chain's last event: the writers' lock and the end marker.
+
+    Every append updates it first (bot.auditlog), so appends are serialized on
+    this row; verify compares the chain's end with it, so a removed last event
+    shows.
+    """
+
+    __tablename__ = "audit_head"
+
+    id: int = Field(default=1, primary_key=True)
+    seq: int = Field(default=0, sa_column=sa.Column(sa.BigInteger(), nullable=False))
+    hash: str = Field(max_length=64)
 
 
 class Audience(StrEnum):

@@ -1,6 +1,7 @@
 """The one wiring function: settings in, a runnable bot out.
 
 Called by the CLI and by the end-to-end tests, so both run the same graph.
+`doctor_sections` composes the doctor's checks the same way.
 Each bot gets its own metrics registry (bot.metrics), so several bots in one
 process never mix their numbers.
 """
@@ -12,15 +13,19 @@ from dataclasses import dataclass
 from slack_bolt import App
 from slack_sdk import WebClient
 
+from bot import database
 from bot.config import Settings
 from bot.database import open_store
+from bot.doctor import Section
 from bot.metrics import Metrics
 from bot.outbox import OutboxWorker
 from bot.policy import Policy
 from bot.ports import Clock, SystemClock
+from bot.providers import kubernetes_checks
 from bot.providers.kubernetes import KubernetesProvider, api_client_from
 from bot.server import JitsudoWsgi
 from bot.service import AccessService
+from bot.slack import doctor as slack_doctor
 from bot.slack import listeners
 from bot.slack.app import build_app, web_client
 from bot.slack.notifier import SlackNotifier
@@ -94,3 +99,23 @@ def build_bot(settings: Settings, *, clock: Clock | None = None) -> Bot:
         app=app,
         metrics=metrics,
     )
+
+
+def doctor_sections() -> list[Section]:
+    """What `jitsudo-bot doctor` checks after the config, in order; nothing connects here."""
+    return [
+        Section("database", lambda settings: database.check(settings.database.url)),
+        Section(
+            "slack",
+            lambda settings: slack_doctor.check(
+                web_client(settings, metrics=Metrics()),  # the doctor's own, never scraped
+                channels=[settings.slack.approval_channel],
+            ),
+        ),
+        Section(
+            "cluster",
+            lambda settings: kubernetes_checks.check(
+                settings.kubernetes.kubeconfig, roles=list(settings.policy.roles)
+            ),
+        ),
+    ]

@@ -2,7 +2,7 @@
 
 Slack's side of a test is a signed request over real HTTP (SlackSender); the
 bot's WebClient talks to the Slack stand-in, its kubernetes client to the
-Kubernetes stand-in, authorized by manifests/rbac.yaml.
+Kubernetes stand-in, authorized by manifests/base/rbac/rbac.yaml.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ REQUESTER, APPROVER, APPROVER2, OUTSIDER, ADMIN, NO_EMAIL = (
     "UNOEMAIL",
 )
 GROUP_MEMBER = "UGROUPIE"
-MANIFEST = Path(__file__).parent.parent / "manifests" / "rbac.yaml"
+MANIFEST = Path(__file__).parent.parent / "manifests" / "base" / "rbac" / "rbac.yaml"
 T = TypeVar("T")
 
 
@@ -255,7 +255,7 @@ class _RunningBot:
 def stand_ins(stack: ExitStack, tmp_path: Path) -> tuple[KubeApiServer, SlackApiServer, Path]:
     """Both stand-ins, seeded like a fresh cluster and workspace; closed with `stack`.
 
-    The bot's token is authorized only by manifests/rbac.yaml.
+    The bot's token is authorized only by manifests/base/rbac/rbac.yaml.
     """
     kube = stack.enter_context(KubeApiServer())
     kube.apply_manifest(str(MANIFEST))

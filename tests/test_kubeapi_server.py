@@ -25,7 +25,7 @@ from tests.kubeapi import ApiError, KubeApiServer, RecordedRequest
 
 RBAC = "rbac.authorization.k8s.io"
 RBAC_V1 = f"{RBAC}/v1"
-MANIFEST = Path(__file__).resolve().parent.parent / "manifests" / "rbac.yaml"
+MANIFEST = Path(__file__).resolve().parent.parent / "manifests" / "base" / "rbac" / "rbac.yaml"
 BOT = "system:serviceaccount:jitsudo:jitsudo-bot"
 BOT_GROUPS = ["system:serviceaccounts", "system:serviceaccounts:jitsudo"]
 
@@ -770,7 +770,7 @@ def test_dry_run_all_persists_nothing(
     )
 
 
-# ---- authorization: the bot with manifests/rbac.yaml ----
+# ---- authorization: the bot with manifests/base/rbac/rbac.yaml ----
 
 
 @pytest.mark.parametrize("role", ["view", "edit", "admin", "cluster-admin"])
@@ -1062,6 +1062,28 @@ def test_self_subject_access_review(bot: client.ApiClient) -> None:
     assert ask("bind", "clusterroles", name="edit").allowed
     assert not ask("bind", "clusterroles", name="custom").allowed
     assert not ask("get", "secrets", group="", namespace="production").allowed
+
+
+def test_any_authenticated_user_may_review_itself_and_read_the_version(
+    api: KubeApiServer, tmp_path: Path
+) -> None:
+    """system:basic-user and system:public-info-viewer, bound to system:authenticated as
+    upstream's bootstrap policy does: a user with no bindings of its own still asks."""
+    nobody = user_client(api, tmp_path, "nobody")
+    attrs = client.V1ResourceAttributes(
+        verb="bind", group=RBAC, resource="clusterroles", name="edit"
+    )
+    review = client.V1SelfSubjectAccessReview(
+        spec=client.V1SelfSubjectAccessReviewSpec(resource_attributes=attrs)
+    )
+    answer = client.AuthorizationV1Api(nobody).create_self_subject_access_review(review)
+    assert answer.status.allowed is False
+    assert client.VersionApi(nobody).get_code().git_version == "v1.33.0"
+    basic = client.RbacAuthorizationV1Api(nobody)
+    assert failure(basic.read_cluster_role_binding, "system:basic-user")[0] == 403
+    api.delete(f"{RBAC}/v1", "clusterrolebindings", "system:basic-user")
+    code, _ = failure(client.AuthorizationV1Api(nobody).create_self_subject_access_review, review)
+    assert code == 403
 
 
 def test_subject_access_review_needs_permission(

@@ -1,7 +1,7 @@
 """The Kubernetes provider with the real client over HTTP against the API-server stand-in.
 
 The bot authenticates as its ServiceAccount and is authorized only by
-manifests/rbac.yaml, so these tests also prove the shipped RBAC suffices.
+manifests/base/rbac/rbac.yaml, so these tests also prove the shipped RBAC suffices.
 """
 
 from __future__ import annotations

@@ -68,7 +68,7 @@ def test_serve_refuses_to_start_without_its_secrets(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="SLACK_SIGNING_SECRET"):
         check_secrets(http)
     socket = parse_settings({"slack": {"approval_channel": "C1"}}, {})
-    with pytest.raises(SystemExit, match=r"SLACK_BOT_TOKEN.*SLACK_APP_TOKEN"):
+    with pytest.raises(SystemExit, match=r"(?s)SLACK_BOT_TOKEN.*SLACK_APP_TOKEN"):
         check_secrets(socket)
     check_secrets(
         parse_settings(

@@ -7,10 +7,12 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
+import yaml
 from slack_bolt import Ack, App, Respond
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_sdk import WebClient
@@ -18,10 +20,12 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook import WebhookClient
 
 from tests.slackapi import SlackApiServer, SlackSender, SlackUser, serve_wsgi
+from tests.slackapi.models import DEFAULT_SCOPES
 
 pytestmark = pytest.mark.filterwarnings("ignore:The top-level `text` argument:UserWarning")
 
 TOKEN = "xoxb-test"
+SLACK_MANIFEST = Path(__file__).resolve().parent.parent / "manifests" / "slack-app.yaml"
 SECRET = "test-signing-secret"
 MODAL = {
     "type": "modal",
@@ -194,6 +198,88 @@ def test_usergroups_and_unknown_method(client: WebClient, slack: SlackApiServer)
     assert client.usergroups_users_list(usergroup="S1")["users"] == ["U1", "U2"]
     assert error_of(client.usergroups_users_list, usergroup="S404") == "no_such_subteam"
     assert error_of(client.api_call, api_method="nope.nope") == "unknown_method"
+
+
+def test_every_answer_carries_the_granted_scopes(slack: SlackApiServer, client: WebClient) -> None:
+    """Slack sends `x-oauth-scopes` on every Web API answer, errors included."""
+    granted = set(DEFAULT_SCOPES)
+    auth = client.auth_test()
+    assert set(auth.headers["x-oauth-scopes"].split(",")) == granted
+    error = api_error(client.users_info, user="U404")
+    assert set(error.response.headers["x-oauth-scopes"].split(",")) == granted
+    slack.set_scopes(["commands", "chat:write"])
+    assert client.auth_test().headers["x-oauth-scopes"] == "commands,chat:write"
+    bad = WebClient(token="xoxb-wrong", base_url=slack.base_url)
+    assert "x-oauth-scopes" not in api_error(bad.auth_test).response.headers
+
+
+def test_default_scopes_are_the_app_manifests() -> None:
+    manifest = yaml.safe_load(SLACK_MANIFEST.read_text())
+    assert sorted(DEFAULT_SCOPES) == sorted(manifest["oauth_config"]["scopes"]["bot"])
+
+
+def test_a_method_outside_the_scopes_answers_missing_scope(
+    slack: SlackApiServer, client: WebClient
+) -> None:
+    slack.set_scopes(["commands", "chat:write", "users:read"])
+    error = api_error(client.usergroups_users_list, usergroup="S1")
+    assert (error.response["error"], error.response["needed"]) == (
+        "missing_scope",
+        "usergroups:read",
+    )
+    assert error.response["provided"] == "commands,chat:write,users:read"
+    assert error.response.headers["x-accepted-oauth-scopes"] == "usergroups:read"
+    assert "email" not in client.users_info(user="U1")["user"]["profile"]  # no users:read.email
+    assert client.chat_postMessage(channel="C1", text="x")["ok"]
+    assert client.auth_test()["ok"]  # auth.test needs no scope
+
+
+def test_conversations_info_reports_membership(slack: SlackApiServer, client: WebClient) -> None:
+    slack.add_channel("CAPPROVALS", name="approvals")
+    slack.add_channel("COTHER", name="other", bot_member=False)
+    approvals = client.conversations_info(channel="CAPPROVALS")["channel"]
+    assert (approvals["name"], approvals["is_member"], approvals["is_private"]) == (
+        "approvals",
+        True,
+        False,
+    )
+    assert client.conversations_info(channel="COTHER")["channel"]["is_member"] is False
+    assert client.conversations_info(channel="CUNDECLARED")["channel"]["is_member"] is True
+    slack.set_bot_member("CAPPROVALS", False)
+    assert client.conversations_info(channel="CAPPROVALS")["channel"]["is_member"] is False
+    slack.set_bot_member("COTHER", True)
+    assert client.conversations_info(channel="COTHER")["channel"]["is_member"] is True
+    slack.archive_channel("COTHER")
+    assert client.conversations_info(channel="COTHER")["channel"]["is_archived"] is True
+    assert error_of(client.conversations_info, channel="U1") == "channel_not_found"
+
+
+def test_private_channels_hide_from_non_members_and_need_groups_read(
+    slack: SlackApiServer, client: WebClient
+) -> None:
+    slack.add_channel("CSECRET", name="secret", private=True, bot_member=False)
+    assert error_of(client.conversations_info, channel="CSECRET") == "channel_not_found"
+    assert error_of(client.chat_postMessage, channel="CSECRET", text="x") == "channel_not_found"
+    slack.set_bot_member("CSECRET", True)
+    assert client.conversations_info(channel="CSECRET")["channel"]["is_private"] is True
+    slack.set_scopes([s for s in DEFAULT_SCOPES if s != "groups:read"])
+    error = api_error(client.conversations_info, channel="CSECRET")
+    assert (error.response["error"], error.response["needed"]) == ("missing_scope", "groups:read")
+    assert client.conversations_info(channel="CPUBLIC")["ok"]  # channels:read still covers it
+    slack.set_scopes([s for s in DEFAULT_SCOPES if s != "channels:read"])
+    assert error_of(client.conversations_info, channel="CPUBLIC") == "missing_scope"
+
+
+def test_posting_needs_membership_unless_chat_write_public(
+    slack: SlackApiServer, client: WebClient
+) -> None:
+    slack.add_channel("COUT", bot_member=False)
+    assert error_of(client.chat_postMessage, channel="COUT", text="x") == "not_in_channel"
+    url = slack.response_url("R1", channel="COUT")
+    WebhookClient(url).send(text="slash reply", response_type="in_channel")
+    assert [m["text"] for m in slack.messages("COUT")] == ["slash reply"]  # no membership needed
+    slack.set_scopes([*DEFAULT_SCOPES, "chat:write.public"])
+    assert client.chat_postMessage(channel="COUT", text="x")["ok"]
 
 
 def test_rate_limit_then_success(client: WebClient, slack: SlackApiServer) -> None:

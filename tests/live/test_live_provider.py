@@ -1,7 +1,7 @@
 """The provider against a real cluster (kind, k3d, ...): skipped unless JITSUDO_LIVE_KUBECONFIG.
 
 Set JITSUDO_LIVE_KUBECONFIG to an admin kubeconfig. The suite applies
-manifests/rbac.yaml, then acts as the bot's ServiceAccount by impersonation,
+manifests/base/rbac/rbac.yaml, then acts as the bot's ServiceAccount by impersonation,
 so it proves the shipped RBAC on a real API server too. A SubjectAccessReview
 checks that the user can do what the role allows while granted, and cannot
 after revoke. Everything it creates is labelled or namespaced and removed.
@@ -32,7 +32,7 @@ pytestmark = [
         not KUBECONFIG, reason="set JITSUDO_LIVE_KUBECONFIG to run against a cluster"
     ),
 ]
-MANIFEST = Path(__file__).parents[2] / "manifests" / "rbac.yaml"
+MANIFEST = Path(__file__).parents[2] / "manifests" / "base" / "rbac" / "rbac.yaml"
 BOT = "system:serviceaccount:jitsudo:jitsudo-bot"
 
 

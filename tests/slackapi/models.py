@@ -10,6 +10,20 @@ TEAM_DOMAIN = "jitsudo-test"
 BOT_USER_ID = "UBOT"
 BOT_ID = "BBOT"
 APP_ID = "A0TEST"
+CHANNEL_CREATED = 1_700_000_000
+
+# What an app installed from manifests/slack-app.yaml is granted (tests check they agree).
+# Slack sends the granted scopes of the token on every Web API answer (`x-oauth-scopes`).
+DEFAULT_SCOPES = (
+    "commands",
+    "chat:write",
+    "im:write",
+    "users:read",
+    "users:read.email",
+    "usergroups:read",
+    "channels:read",
+    "groups:read",
+)
 
 
 @dataclass(frozen=True)
@@ -51,6 +65,42 @@ class SlackUser:
             "tz_label": self.tz_label or self.tz,
             "tz_offset": self.tz_offset,
             "profile": profile,
+        }
+
+
+@dataclass(frozen=True)
+class SlackChannel:
+    """A channel as `conversations.info` reports it, and whether the bot is in it.
+
+    Channels nobody declared are public channels the bot is in (`C…`) or legacy
+    private ones it is in (`G…`), so a test only declares the channels it cares about.
+    """
+
+    id: str
+    name: str = ""
+    is_private: bool = False
+    bot_member: bool = True
+
+    def to_api(self, *, archived: bool) -> dict[str, Any]:
+        """Render the `channel` object of a `conversations.info` answer."""
+        name = self.name or self.id.lower()
+        return {
+            "id": self.id,
+            "name": name,
+            "name_normalized": name,
+            "is_channel": True,
+            "is_group": False,
+            "is_im": False,
+            "is_mpim": False,
+            "is_private": self.is_private,
+            "created": CHANNEL_CREATED,
+            "is_archived": archived,
+            "is_general": False,
+            "is_shared": False,
+            "is_org_shared": False,
+            "is_ext_shared": False,
+            "is_member": self.bot_member,
+            "context_team_id": TEAM_ID,
         }
 
 

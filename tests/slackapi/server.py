@@ -1,9 +1,11 @@
 """A Slack Web API stand-in on loopback, so the bot's real WebClient can be tested offline.
 
 It records every request as a `Call`, keeps enough workspace state (users,
-usergroups, messages, archived channels, views) to answer like Slack, and can
-inject faults (429 with Retry-After, 500, `ok: false`) to exercise the bot's
-error paths.
+usergroups, messages, channels and the bot's membership, archived channels,
+views) to answer like Slack, and can inject faults (429 with Retry-After, 500,
+`ok: false`) to exercise the bot's error paths. The token's granted scopes are
+configurable: every answer to the bot carries them in `x-oauth-scopes`, as
+Slack's do, and a method the scopes do not cover answers `missing_scope`.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from tests.slackapi.models import ApiError, Call, SlackUser
+from tests.slackapi.models import DEFAULT_SCOPES, ApiError, Call, SlackChannel, SlackUser
 from tests.slackapi.state import MAX_MESSAGE_BLOCKS, SlackState, check_blocks
 
 Answer = tuple[int, dict[str, Any], dict[str, str]]  # HTTP status, JSON body, extra headers
@@ -57,9 +59,12 @@ def decode_body(raw: bytes, content_type: str, query: str) -> dict[str, Any]:
 class SlackApiServer:
     """Context manager serving `/api/<method>` and `/response/<id>` on 127.0.0.1."""
 
-    def __init__(self, bot_token: str = "xoxb-test") -> None:
+    def __init__(
+        self, bot_token: str = "xoxb-test", *, scopes: tuple[str, ...] = DEFAULT_SCOPES
+    ) -> None:
         self.bot_token = bot_token
         self.state = SlackState()
+        self.state.scopes = tuple(scopes)
         self.lock = threading.RLock()
         self._calls: list[Call] = []
         self._faults: dict[str, list[_Fault]] = {}
@@ -120,6 +125,26 @@ class SlackApiServer:
         """Someone deletes a message in the Slack client (no API call is recorded)."""
         with self.lock:
             self.state.chat_delete({"channel": channel, "ts": ts})
+
+    def set_scopes(self, scopes: list[str] | tuple[str, ...]) -> None:
+        """The app is reinstalled with these bot scopes; the token stays the same."""
+        with self.lock:
+            self.state.scopes = tuple(scopes)
+
+    def add_channel(
+        self, channel: str, *, name: str = "", private: bool = False, bot_member: bool = True
+    ) -> None:
+        """Declare a channel; undeclared IDs are channels the bot is in (see SlackChannel)."""
+        with self.lock:
+            self.state.channels[channel] = SlackChannel(channel, name, private, bot_member)
+
+    def set_bot_member(self, channel: str, member: bool) -> None:
+        """Someone /invites the bot to a channel, or removes it (declaring it if need be)."""
+        with self.lock:
+            current = self.state.channel(channel)
+            self.state.channels[channel] = SlackChannel(
+                channel, current.name, current.is_private, member
+            )
 
     def archive_channel(self, channel: str) -> None:
         """Someone archives a channel: posting and updating there fail with `is_archived`."""
@@ -203,17 +228,35 @@ class SlackApiServer:
             payload.pop("token", None)
             if token != self.bot_token:
                 return self._record(method, payload, 200, {"ok": False, "error": "invalid_auth"})
+            accepted = self.state.accepted_scopes(method, payload)
+            headers = {
+                "x-oauth-scopes": ",".join(self.state.scopes),
+                "x-accepted-oauth-scopes": ",".join(accepted),
+            }
             fault = self._take_fault(method)
             if fault is not None:
-                return self._fault_answer(method, payload, fault)
+                status, body, extra = self._fault_answer(method, payload, fault)
+                return status, body, {**headers, **extra}
             handler = self.state.handlers.get(method)
             try:
                 if handler is None:
                     raise ApiError("unknown_method")
-                body = handler(payload)
+                if accepted and not set(accepted) & set(self.state.scopes):
+                    body = self._missing_scope(accepted)
+                else:
+                    body = handler(payload)
             except ApiError as err:
                 body = {"ok": False, "error": err.error}
-            return self._record(method, payload, 200, body)
+            return self._record(method, payload, 200, body, headers=headers)
+
+    def _missing_scope(self, accepted: tuple[str, ...]) -> dict[str, Any]:
+        """Slack's answer when the token has none of the scopes a method accepts."""
+        return {
+            "ok": False,
+            "error": "missing_scope",
+            "needed": accepted[0],
+            "provided": ",".join(self.state.scopes),
+        }
 
     def handle_response_url(self, key: str, payload: dict[str, Any]) -> Answer:
         with self.lock:

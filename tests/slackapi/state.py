@@ -17,9 +17,12 @@ from tests.slackapi.models import (
     APP_ID,
     BOT_ID,
     BOT_USER_ID,
+    CHANNEL_CREATED,
+    DEFAULT_SCOPES,
     TEAM_DOMAIN,
     TEAM_ID,
     ApiError,
+    SlackChannel,
     SlackUser,
 )
 
@@ -30,6 +33,18 @@ MAX_VIEW_BLOCKS = 100
 MAX_TEXT = 40_000
 TRIGGER_TTL = 3.0  # Slack's trigger_id expires three seconds after the interaction
 _TEXT_LIMITS = {"section": 3000, "header": 150}
+# The scopes each method accepts (any one will do), from the Web API reference;
+# methods not listed need none (auth.test, views.*). conversations.info depends
+# on the kind of channel, see SlackState.accepted_scopes.
+METHOD_SCOPES: dict[str, tuple[str, ...]] = {
+    "chat.postMessage": ("chat:write",),
+    "chat.update": ("chat:write",),
+    "chat.delete": ("chat:write",),
+    "chat.postEphemeral": ("chat:write",),
+    "users.info": ("users:read",),
+    "conversations.open": ("im:write", "channels:manage", "groups:write", "mpim:write"),
+    "usergroups.users.list": ("usergroups:read",),
+}
 
 
 def check_blocks(blocks: Any, limit: int, error: str = "invalid_blocks") -> None:
@@ -74,6 +89,8 @@ class SlackState:
         self.usergroups: dict[str, list[str]] = {}
         self.messages: dict[str, list[dict[str, Any]]] = {}
         self.archived: set[str] = set()
+        self.channels: dict[str, SlackChannel] = {}
+        self.scopes: tuple[str, ...] = DEFAULT_SCOPES
         self.views: dict[str, dict[str, Any]] = {}
         self.triggers: dict[str, float] = {}
         self._seq = itertools.count(1)
@@ -81,6 +98,7 @@ class SlackState:
             "auth.test": self.auth_test,
             "users.info": self.users_info,
             "conversations.open": self.conversations_open,
+            "conversations.info": self.conversations_info,
             "chat.postMessage": self.chat_post_message,
             "chat.update": self.chat_update,
             "chat.delete": self.chat_delete,
@@ -126,6 +144,21 @@ class SlackState:
             message["thread_ts"] = stored["thread_ts"]
         return message
 
+    def channel(self, channel_id: str) -> SlackChannel:
+        """A declared channel, or the implicit one an undeclared ID stands for."""
+        return self.channels.get(channel_id) or SlackChannel(
+            id=channel_id, is_private=channel_id.startswith("G")
+        )
+
+    def accepted_scopes(self, method: str, payload: dict[str, Any]) -> tuple[str, ...]:
+        """The scopes that let this call through (any one), as `x-accepted-oauth-scopes`."""
+        if method != "conversations.info":
+            return METHOD_SCOPES.get(method, ())
+        channel = str(payload.get("channel") or "")
+        if channel.startswith("D"):
+            return ("im:read",)
+        return ("groups:read",) if self.channel(channel).is_private else ("channels:read",)
+
     def latest_view(self, callback_id: str) -> dict[str, Any] | None:
         matches = [v for v in self.views.values() if v.get("callback_id") == callback_id]
         return matches[-1] if matches else None
@@ -148,7 +181,10 @@ class SlackState:
         user = self.users.get(str(p.get("user", "")))
         if user is None:
             raise ApiError("user_not_found")
-        return {"ok": True, "user": user.to_api()}
+        rendered = user.to_api()
+        if "users:read.email" not in self.scopes:  # Slack leaves the address out without it
+            rendered["profile"].pop("email", None)
+        return {"ok": True, "user": rendered}
 
     def conversations_open(self, p: dict[str, Any]) -> dict[str, Any]:
         if p.get("channel"):
@@ -167,13 +203,41 @@ class SlackState:
         channel_id = f"D{ids[0]}" if len(ids) == 1 else "G" + "".join(sorted(ids))
         return {"ok": True, "channel": {"id": channel_id}}
 
+    def conversations_info(self, p: dict[str, Any]) -> dict[str, Any]:
+        channel_id = _check_channel(p.get("channel"))
+        if channel_id.startswith("D"):
+            user = channel_id[1:]
+            if user not in self.users:
+                raise ApiError("channel_not_found")
+            im = {"id": channel_id, "created": CHANNEL_CREATED, "is_im": True, "user": user}
+            return {"ok": True, "channel": {**im, "is_org_shared": False}}
+        channel = self.channel(channel_id)
+        if channel.is_private and not channel.bot_member:
+            raise ApiError("channel_not_found")  # a private channel is invisible to non-members
+        return {"ok": True, "channel": channel.to_api(archived=channel_id in self.archived)}
+
     def _writable(self, channel: Any) -> str:
         channel = _check_channel(channel)
         if channel in self.archived:
             raise ApiError("is_archived")
         return channel
 
+    def _postable(self, channel_id: str) -> None:
+        """Slack refuses a post where the bot is not a member (chat:write.public aside)."""
+        channel = self.channel(channel_id)
+        if channel.bot_member:
+            return
+        if channel.is_private:
+            raise ApiError("channel_not_found")
+        if "chat:write.public" not in self.scopes:
+            raise ApiError("not_in_channel")
+
     def chat_post_message(self, p: dict[str, Any]) -> dict[str, Any]:
+        self._postable(_check_channel(p.get("channel")))
+        return self._post(p)
+
+    def _post(self, p: dict[str, Any]) -> dict[str, Any]:
+        """Store a message; a response_url post lands here too, member or not (as in Slack)."""
         channel = self._writable(p.get("channel"))
         _check_text(p)
         check_blocks(p.get("blocks"), MAX_MESSAGE_BLOCKS)
@@ -306,4 +370,4 @@ class SlackState:
             stored["text"] = body.get("text") or ""
             stored["blocks"] = body.get("blocks")
         elif body.get("response_type") == "in_channel" and channel[:1] in ("C", "D", "G"):
-            self.chat_post_message({**body, "channel": channel})
+            self._post({**body, "channel": channel})
