@@ -17,6 +17,7 @@ from bot.domain import AccessRequest, State
 from tests.harness import (
     APPROVAL_CHANNEL,
     APPROVER,
+    REQUESTER,
     Harness,
     _RunningBot,
     running_bot,
@@ -162,7 +163,9 @@ def test_slack_errors_are_counted_by_method_from_the_outbox_and_the_listeners(
 
         # A listener's own call (the request form): Bolt would hand it a plain client.
         h.slack.fail("views.open", ok_false="expired_trigger_id")
-        h.command("request")
+        # The answer is not the point (Bolt 1.30 may lose the ack of a listener that raises
+        # right after acking, and answer 404 after 3 s); the count is.
+        h.sender.command("/jitsudo", "request", user=REQUESTER)
         samples = wait_until(
             lambda: (
                 (s := scrape(h.url))
