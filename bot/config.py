@@ -239,14 +239,24 @@ def parse_settings(document: Mapping[str, Any], env: Mapping[str, str]) -> Setti
     return settings.model_copy(update={"secrets": secrets, "database": database})
 
 
+# The secret each slack.mode needs besides SLACK_BOT_TOKEN: the one rule, used by
+# serve's first-run report (bot.firstrun) and by the doctor.
+MODE_SECRETS: dict[str, str] = {"socket": "SLACK_APP_TOKEN", "http": "SLACK_SIGNING_SECRET"}
+MODE_LABELS: dict[str, str] = {"socket": "Socket Mode", "http": "HTTP mode"}
+
+
+def mode_secret_set(secrets: Secrets, mode: str) -> bool:
+    """Whether the environment sets the secret `mode` needs (MODE_SECRETS)."""
+    value = secrets.slack_app_token if mode == "socket" else secrets.slack_signing_secret
+    return bool(value.get_secret_value())
+
+
 def missing_secrets(settings: Settings) -> list[str]:
     """The secrets slack.mode needs that the environment does not set, named as variables."""
-    secrets = settings.secrets
+    secrets, mode = settings.secrets, settings.slack.mode
     missing = [] if secrets.slack_bot_token.get_secret_value() else ["SLACK_BOT_TOKEN"]
-    if settings.slack.mode == "http" and not secrets.slack_signing_secret.get_secret_value():
-        missing.append("SLACK_SIGNING_SECRET (required in HTTP mode)")
-    if settings.slack.mode == "socket" and not secrets.slack_app_token.get_secret_value():
-        missing.append("SLACK_APP_TOKEN (required in Socket Mode)")
+    if not mode_secret_set(secrets, mode):
+        missing.append(f"{MODE_SECRETS[mode]} (required in {MODE_LABELS[mode]})")
     return missing
 
 

@@ -13,7 +13,15 @@ import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.config import ConfigError, ConfigFileNotFound, Secrets, SlackSettings
+from bot.config import (
+    MODE_LABELS,
+    MODE_SECRETS,
+    ConfigError,
+    ConfigFileNotFound,
+    Secrets,
+    SlackSettings,
+    mode_secret_set,
+)
 
 # jitsudo.example.yaml's placeholders: a copied example must not pass for a set-up one.
 EXAMPLE_CHANNEL = "C0123456789"
@@ -33,15 +41,15 @@ class _ModeNeed:
 # What each slack.mode needs besides the bot token.
 _MODE_NEEDS = {
     "socket": _ModeNeed(
-        "SLACK_APP_TOKEN",
+        MODE_SECRETS["socket"],
         "an App-Level Token (xapp-...) with connections:write, "
         "from the Slack app's Basic Information > App-Level Tokens",
-        "Socket Mode",
+        MODE_LABELS["socket"],
     ),
     "http": _ModeNeed(
-        "SLACK_SIGNING_SECRET",
+        MODE_SECRETS["http"],
         "the Signing Secret, from the Slack app's Basic Information > App Credentials",
-        "HTTP mode",
+        MODE_LABELS["http"],
     ),
 }
 
@@ -92,10 +100,7 @@ def _config_gap(error: ConfigError, name: str) -> Gap:
 
 def _mode_gaps(slack: SlackSettings | None, secrets: Secrets, name: str) -> list[Gap]:
     """The second secret depends on slack.mode; without a config, say what each mode needs."""
-    have = {
-        "socket": bool(secrets.slack_app_token.get_secret_value()),
-        "http": bool(secrets.slack_signing_secret.get_secret_value()),
-    }
+    have = {mode: mode_secret_set(secrets, mode) for mode in MODE_SECRETS}
     if slack is None:
         return [] if any(have.values()) else [_either_mode_gap()]
     if have[slack.mode]:

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import TypedDict
 
 from bot import policy as rules
 from bot.domain import (
     AccessRequest,
-    Grant,
     InvalidInput,
     Notice,
     State,
@@ -35,7 +34,7 @@ from bot.policy import Policy
 from bot.ports import AccessProvider, ApproverDirectory, Clock
 from bot.ratelimit import RateLimiter
 from bot.store import Store
-from bot.transitions import SYSTEM, Steps, already
+from bot.transitions import SYSTEM, Steps, already, grant_of
 
 __all__ = ["SYSTEM", "AccessService", "Draft"]
 
@@ -124,7 +123,7 @@ class AccessService(Steps):
             state=State.PENDING,
             created_at=now,
         )
-        self.provider.preflight(_preview(request, now + duration))
+        self.provider.preflight(grant_of(request, expires_at=now + duration))
         return request
 
     def submit(self, draft: Draft) -> AccessRequest:
@@ -328,14 +327,3 @@ _UNDECIDED: dict[str, object] = {
     "claim_until": None,
     "attempts": 0,
 }
-
-
-def _preview(request: AccessRequest, expires_at: datetime) -> Grant:
-    """The grant pre-flight checks: what approval would create."""
-    return Grant(
-        request_id=request.id,
-        user=request.k8s_user,
-        role=request.role,
-        target=request.target,
-        expires_at=expires_at,
-    )

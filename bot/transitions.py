@@ -9,6 +9,7 @@ request's ID, its actor and action (bot.logs.acting), and counted (bot.metrics).
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from bot.domain import AccessRequest, Grant, Notice, State
@@ -83,14 +84,16 @@ class Steps:
         return moved
 
 
-def grant_of(request: AccessRequest) -> Grant:
-    assert request.expires_at is not None  # set by the approval
+def grant_of(request: AccessRequest, *, expires_at: datetime | None = None) -> Grant:
+    """What the provider is asked to create: the approved request, or a preview of it."""
+    until = expires_at or request.expires_at
+    assert until is not None  # set by the approval, or given for a preview
     return Grant(
         request_id=request.id,
         user=request.k8s_user,
         role=request.role,
         target=request.target,
-        expires_at=request.expires_at,
+        expires_at=until,
     )
 
 
